@@ -1,0 +1,52 @@
+"""Lazy registration of mergekit-evo's merge methods inside MergeKit.
+
+MergeKit has no plugin discovery, and importing MergeKit eagerly costs every Python
+start ~2 s.  This module is imported from a ``.pth`` file and only installs a
+``sys.meta_path`` finder; the finder runs :func:`mergekit_evo.methods.install` right after
+``mergekit.merge_methods.registry`` (method registry) and ``mergekit.merge`` (``run_merge``)
+finish executing, so plain ``mergekit-yaml`` sees ``dfs`` and ``ps_dfs``.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import sys
+
+_TRIGGERS = ("mergekit.merge_methods.registry", "mergekit.merge")
+
+
+class _AfterImport(importlib.abc.Loader):
+    def __init__(self, inner: importlib.abc.Loader, name: str) -> None:
+        self._inner = inner
+        self._name = name
+
+    def create_module(self, spec):  # noqa: D102 - loader protocol
+        return self._inner.create_module(spec)
+
+    def exec_module(self, module) -> None:  # noqa: D102 - loader protocol
+        self._inner.exec_module(module)
+        from mergekit_evo.methods.install import on_mergekit_import
+
+        on_mergekit_import(self._name)
+
+
+class _MergeKitFinder(importlib.abc.MetaPathFinder):
+    def find_spec(self, fullname, path, target=None):  # noqa: D102 - finder protocol
+        if fullname not in _TRIGGERS:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or spec.loader is None:
+            return None
+        spec.loader = _AfterImport(spec.loader, fullname)
+        return spec
+
+
+def install_finder() -> None:
+    """Install the finder once; a no-op when MergeKit was already imported."""
+    if any(isinstance(f, _MergeKitFinder) for f in sys.meta_path):
+        return
+    sys.meta_path.insert(0, _MergeKitFinder())
+
+
+install_finder()
