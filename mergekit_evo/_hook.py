@@ -4,7 +4,8 @@ MergeKit has no plugin discovery, and importing MergeKit eagerly costs every Pyt
 start ~2 s.  This module is imported from a ``.pth`` file and only installs a
 ``sys.meta_path`` finder; the finder runs :func:`mergekit_evo.methods.install` right after
 ``mergekit.merge_methods.registry`` (method registry) and ``mergekit.merge`` (``run_merge``)
-finish executing, so plain ``mergekit-yaml`` sees ``dfs`` and ``ps_dfs``.
+finish executing (and after ``mergekit.config``, to accept ``scales: [[...]]``), so plain
+``mergekit-yaml`` sees ``dfs`` and ``ps_dfs``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import importlib.abc
 import importlib.machinery
 import sys
 
-_TRIGGERS = ("mergekit.merge_methods.registry", "mergekit.merge")
+_TRIGGERS = ("mergekit.config", "mergekit.merge_methods.registry", "mergekit.merge")
 
 
 class _AfterImport(importlib.abc.Loader):

@@ -1,0 +1,16 @@
+"""Shared test set-up: the real benchmark files and the tiny-model factory."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+TESTS = Path(__file__).resolve().parent
+sys.path.insert(0, str(TESTS))  # tiny_models.py, importable from every test folder
+
+# The real GSM8K/MGSM files live beside the checkout (never copied into it).
+os.environ.setdefault("MERGEKIT_EVO_DATA", str((TESTS.parent.parent / "shared" / "data").resolve()))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
