@@ -104,7 +104,7 @@ def _gsm8k(root: Path | None) -> Any:
 
 
 def gsm8k_dataset(**_: Any) -> Any:
-    """GSM8K: ``train``, ``test`` (1319), ``search`` (train rows 0-999), ``search_fewshot`` (rest)."""
+    """GSM8K: ``train``, ``test`` (1319), ``search`` (train 0-999), ``search_fewshot`` (rest)."""
     return _gsm8k(data_dir())
 
 

@@ -1,0 +1,261 @@
+"""Score a model already in memory on lm-eval tasks: tasks are built once, scored many times.
+
+A search calls :meth:`FitnessEvaluator.score` once per candidate, so everything that does not
+depend on the model (task index, datasets, prompts, filters, metric checks) happens in
+``__init__``; ``score`` only wraps the model in lm-eval's ``HFLM`` and runs ``simple_evaluate``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from mergekit_evo.fitness.data import data_dir
+from mergekit_evo.fitness.errors import FitnessError
+from mergekit_evo.fitness.registry import SHIPPED_TASKS, TASKS_DIR, close_matches
+from mergekit_evo.fitness.spec import FitnessSpec, TaskSpec
+
+if TYPE_CHECKING:
+    from lm_eval.api.model import LM
+    from lm_eval.api.task import Task
+    from lm_eval.tasks import TaskManager
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FitnessResult:
+    """Combined score (weighted mean) and every numeric metric per task, as plain floats."""
+
+    score: float
+    per_task: dict[str, dict[str, float]]
+    seconds: float
+    metrics: dict[str, str] = field(default_factory=dict)  # task -> metric key that was scored
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "score": self.score,
+            "per_task": self.per_task,
+            "seconds": self.seconds,
+            "metrics": self.metrics,
+        }
+
+
+class _QuietCustomDatasetWarning(logging.Filter):
+    """lm-eval warns about ``--metadata`` for every task with a ``custom_dataset``: noise here."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Custom kwargs can be passed" not in record.getMessage()
+
+
+def build_task_manager(task_names: list[str]) -> TaskManager:
+    """One ``TaskManager``: over the shipped YAML only, plus lm-eval's index when needed.
+
+    lm-eval's full index takes seconds to build; it is only scanned when a task is not shipped.
+    """
+    from lm_eval.tasks import TaskManager
+
+    stock = any(name not in SHIPPED_TASKS for name in task_names)
+    return TaskManager(include_path=str(TASKS_DIR), include_defaults=stock)
+
+
+def _to_float(value: Any) -> float | None:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out
+
+
+class FitnessEvaluator:
+    """Validates a :class:`FitnessSpec` and builds its lm-eval tasks once; scores models."""
+
+    def __init__(self, spec: FitnessSpec | dict[str, Any]) -> None:
+        self.spec = spec if isinstance(spec, FitnessSpec) else FitnessSpec.model_validate(spec)
+        self.spec.check_splits()
+        data_dir()  # a MERGEKIT_EVO_DATA that names no folder fails here, not mid-search
+        logging.getLogger("lm_eval.api.task").addFilter(_QuietCustomDatasetWarning())
+        names = [t.name for t in self.spec.tasks]
+        t0 = time.perf_counter()
+        self.task_manager = build_task_manager(names)
+        self._check_names(names)
+        self.tasks: dict[str, Task] = self._load_tasks(names)
+        self._apply_settings()
+        self.metrics: dict[str, str] = {}
+        for ts in self.spec.tasks:
+            self.metrics[ts.name] = self._prepare(ts, self.tasks[ts.name])
+        log.info("built %d fitness tasks in %.1fs", len(self.tasks), time.perf_counter() - t0)
+
+    # ------------------------------------------------------------------ building
+    def _check_names(self, names: list[str]) -> None:
+        known = set(self.task_manager.all_subtasks)
+        for name in names:
+            if name in known:
+                continue
+            if name in self.task_manager.all_tasks:
+                raise FitnessError(
+                    f"task {name!r} is a group or tag, not a single task; name its tasks "
+                    "one by one so each gets its own weight and metric"
+                )
+            matches = close_matches(name, self.task_manager.all_subtasks)
+            raise FitnessError(
+                f"unknown task {name!r}. Closest: {matches or 'none'}. Shipped tasks: "
+                f"{', '.join(sorted(SHIPPED_TASKS))} (list them with `mergekit-evo tasks`); "
+                "any lm-eval task name works too"
+            )
+
+    def _load_tasks(self, names: list[str]) -> dict[str, Task]:
+        try:
+            loaded = self.task_manager.load(names)["tasks"]
+        except FitnessError:
+            raise
+        except Exception as err:  # dataset download/parse failures come from deep inside lm-eval
+            hint = ""
+            if data_dir() is None:
+                hint = (
+                    " (no MERGEKIT_EVO_DATA set, so the hub datasets were used: offline, point "
+                    "MERGEKIT_EVO_DATA at a folder with gsm8k/ and mgsm/)"
+                )
+            raise FitnessError(f"could not build tasks {names}: {err}{hint}") from err
+        return {name: loaded[name] for name in names}
+
+    def _apply_settings(self) -> None:
+        """num_fewshot and max_gen_toks onto the task configs, as ``simple_evaluate`` would."""
+        for task in self.tasks.values():
+            if self.spec.max_gen_toks and task.get_config("output_type") == "generate_until":
+                task.set_config(
+                    key="generation_kwargs",
+                    value={"max_gen_toks": self.spec.max_gen_toks},
+                    update=True,
+                )
+            if self.spec.num_fewshot is not None:
+                task.set_config(key="num_fewshot", value=self.spec.num_fewshot)
+            elif task.get_config("num_fewshot") is None:
+                task.set_config(key="num_fewshot", value=0)
+
+    def _prepare(self, ts: TaskSpec, task: Task) -> str:
+        """Check the metric key (adding a language gate if asked); return the key to score."""
+        metric = ts.resolved_metric
+        produced = self.produced_metrics(task)
+        if metric is None:
+            metric = produced[0]
+        if metric not in produced:
+            raise FitnessError(
+                f"task {ts.name!r} does not produce metric {metric!r}; it produces: "
+                f"{', '.join(produced)}"
+            )
+        name, filter_name = metric.split(",")
+        if task.higher_is_better().get(name) is False:
+            raise FitnessError(
+                f"metric {metric!r} of task {ts.name!r} is lower-is-better; a fitness is "
+                f"maximised: choose one of {produced}"
+            )
+        if ts.require_language:
+            metric = self._add_language_gate(ts, task, name, filter_name)
+        shots = task.get_config("num_fewshot") or 0
+        if shots > 0 and len(list(task.fewshot_docs() or [])) < shots:
+            raise FitnessError(
+                f"task {ts.name!r}: num_fewshot={shots} but its few-shot pool has fewer docs "
+                "(local MGSM files carry no translated exemplars): use num_fewshot=0"
+            )
+        return metric
+
+    @staticmethod
+    def produced_metrics(task: Task) -> list[str]:
+        """Every ``metric,filter`` key lm-eval will report for this task."""
+        filters = task.config.filter_list or [{"name": "none"}]
+        return [f"{m},{f['name']}" for f in filters for m in task.aggregation()]
+
+    @staticmethod
+    def _add_language_gate(ts: TaskSpec, task: Task, metric: str, filter_name: str) -> str:
+        from lm_eval.filters import build_filter_ensemble
+
+        from mergekit_evo.fitness.filters import LANGUAGE_FILTER
+
+        if task.get_config("output_type") != "generate_until":
+            raise FitnessError(
+                f"require_language needs a generation task; {ts.name!r} is "
+                f"{task.get_config('output_type')}"
+            )
+        base = next(f for f in task.config.filter_list if f["name"] == filter_name)
+        gated = {
+            "name": f"{filter_name}-lang_{ts.require_language}",
+            "filter": [{"function": LANGUAGE_FILTER, "lang": ts.require_language}]
+            + list(base["filter"]),
+        }
+        if all(f["name"] != gated["name"] for f in task.config.filter_list):
+            components = [
+                [f["function"], {k: v for k, v in f.items() if k != "function"}]
+                for f in gated["filter"]
+            ]
+            task._filters.append(build_filter_ensemble(gated["name"], components))
+            task.config.filter_list = [*task.config.filter_list, gated]
+        return f"{metric},{gated['name']}"
+
+    # ------------------------------------------------------------------ scoring
+    def score(self, model: Any, tokenizer: Any) -> FitnessResult:
+        """Score a ``transformers`` model and tokenizer in memory (no save, no reload)."""
+        from lm_eval.models.huggingface import HFLM
+
+        device = self.spec.device
+        if device is not None and hasattr(model, "to") and str(model.device) != device:
+            model = model.to(device)
+        lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=self.spec.batch_size)
+        return self.score_lm(lm)
+
+    def score_lm(self, lm: LM) -> FitnessResult:
+        """Score any lm-eval ``LM`` (used by ``score``, and by tests with scripted models)."""
+        t0 = time.perf_counter()
+        per_task = self.evaluate_lm(lm)
+        total = sum(t.weight for t in self.spec.tasks)
+        score = (
+            sum(t.weight * per_task[t.name][self.metrics[t.name]] for t in self.spec.tasks) / total
+        )
+        return FitnessResult(
+            score=float(score),
+            per_task=per_task,
+            seconds=time.perf_counter() - t0,
+            metrics=dict(self.metrics),
+        )
+
+    def evaluate_lm(self, lm: LM) -> dict[str, dict[str, float]]:
+        """Run lm-eval on the built tasks: ``{task: {"metric,filter": float}}`` (no stderr).
+
+        Calls lm-eval's ``evaluate`` (what ``simple_evaluate`` ends in) on the tasks built once;
+        ``simple_evaluate`` would also collect pip/git environment info, ~0.5 s per candidate.
+        """
+        import random
+
+        import numpy as np
+        import torch
+        from lm_eval.evaluator import evaluate
+
+        seed = self.spec.seed
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+        for task in self.tasks.values():
+            task.set_fewshot_seed(seed=seed)  # same few-shot draws for every candidate
+        results = evaluate(
+            lm=lm,
+            task_dict={"tasks": self.tasks, "groups": {}, "group_map": {}},
+            limit=self.spec.limit,
+            bootstrap_iters=0,
+            log_samples=False,
+        )
+        if results is None:  # non-zero rank under a distributed launcher
+            raise FitnessError("lm-eval returned no results (not the rank-0 process?)")
+        per_task: dict[str, dict[str, float]] = {}
+        for name in self.tasks:
+            raw = results["results"][name]
+            per_task[name] = {
+                key: value
+                for key, value in ((k, _to_float(v)) for k, v in raw.items())
+                if value is not None and "," in key and "_stderr," not in key
+            }
+            if math.isnan(per_task[name].get(self.metrics[name], math.nan)):
+                log.warning("task %s: metric %s is missing or NaN", name, self.metrics[name])
+        return per_task
