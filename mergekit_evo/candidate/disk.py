@@ -1,0 +1,64 @@
+"""Build candidates through disk: ``merge_recipe`` into a scratch folder, then load it.
+
+Slow but exact: the model scored is byte for byte what ``mergekit-yaml`` writes for the same
+YAML (same ``--random-seed`` for DARE-style methods), which is what makes ``best.yml``
+reproducible.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from mergekit_evo.candidate.base import Candidate, CandidateBuilder
+
+_DTYPES = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat16"}
+
+
+class DiskCandidateBuilder(CandidateBuilder):
+    """MergeKit on disk + ``AutoModelForCausalLM.from_pretrained``."""
+
+    def __init__(self, device: str = "cpu", dtype: str = "float32", random_seed: int = 0) -> None:
+        self.device = device
+        self.dtype = dtype
+        self.random_seed = random_seed
+
+    def merge_options(self) -> Any:
+        from mergekit.options import MergeOptions
+
+        return MergeOptions(
+            random_seed=self.random_seed,
+            device=self.device if self.device != "cpu" else None,
+            cuda=self.device.startswith("cuda"),
+            copy_tokenizer=True,
+            write_model_card=False,
+            quiet=True,
+            lazy_unpickle=False,
+        )
+
+    def merge(self, recipe: dict[str, Any], out: Path) -> Path:
+        """Run the recipe into ``out`` (replaced if present)."""
+        from mergekit_evo.methods import merge_recipe
+
+        if out.exists():
+            shutil.rmtree(out)
+        return Path(merge_recipe(recipe, out, options=self.merge_options()))
+
+    def build(self, recipe: dict[str, Any], workdir: Path) -> Candidate:
+        out = self.merge(recipe, workdir / "model")
+        cand = self.load(str(out))
+        cand.path = out
+        return cand
+
+    def load(self, model_path: str) -> Candidate:
+        import torch
+        import transformers
+
+        model = transformers.AutoModelForCausalLM.from_pretrained(
+            model_path, dtype=getattr(torch, _DTYPES[self.dtype])
+        )
+        model.to(self.device)
+        model.eval()
+        tok = transformers.AutoTokenizer.from_pretrained(model_path)
+        return Candidate(model=model, tokenizer=tok, path=None)

@@ -1,0 +1,46 @@
+"""``mergekit-evo report RUN_DIR``: rewrite trials.csv and show metrics.json in words."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+@click.command("report")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--storage", default=None, help="Storage URL if not the one in RUN_DIR/run.json.")
+def report_command(run_dir: str, storage: str | None) -> None:
+    """Summarise a run: baselines, stage bests, champion, gain; refresh trials.csv."""
+    import optuna
+
+    from mergekit_evo.report.trials_csv import trials_csv
+
+    root = Path(run_dir)
+    info_path = root / "run.json"
+    if not info_path.exists():
+        raise click.ClickException(f"{root} is not a mergekit-evo run directory (no run.json)")
+    info = json.loads(info_path.read_text())
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    store = optuna.storages.RDBStorage(storage or info["storage"], skip_compatibility_check=True)
+    names = {s.study_name for s in optuna.get_all_study_summaries(store)}
+    studies = [
+        (stage, optuna.load_study(study_name=name, storage=store))
+        for stage, name in info["studies"].items()
+        if name in names
+    ]
+    (root / "trials.csv").write_text(trials_csv(studies))
+    click.echo(f"trials.csv: {sum(len(s.trials) for _, s in studies)} trials")
+    mpath = root / "metrics.json"
+    if not mpath.exists():
+        click.echo("metrics.json: not written yet (search still running or stopped early)")
+        return
+    m = json.loads(mpath.read_text())
+    for name, v in (m.get("baseline_fitness") or {}).items():
+        click.echo(f"baseline {name:>12}: {v}")
+    click.echo(f"PS best: {m.get('ps_best_fitness')}   DFS best: {m.get('dfs_best_fitness')}")
+    click.echo(f"champion: {m.get('champion_fitness')} (trial {m.get('champion_trial')})")
+    click.echo(f"improvement over best source: {m.get('fitness_improvement')}")
+    if m.get("report"):
+        click.echo("report split: " + json.dumps(m["report"]))

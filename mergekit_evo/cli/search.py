@@ -1,0 +1,99 @@
+"""``mergekit-evo search`` and ``mergekit-evo worker``: run, resume or join a search."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+
+def _load(config: str, **overrides):  # type: ignore[no-untyped-def]
+    from mergekit_evo.config import ConfigError, load_search_config
+    from mergekit_evo.search.runner import apply_overrides
+
+    try:
+        cfg = load_search_config(config)
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from None
+    return apply_overrides(cfg, **overrides)
+
+
+def _run(cfg, out: str, save_champion: bool, role: str) -> None:  # type: ignore[no-untyped-def]
+    from mergekit_evo.config import ConfigError
+    from mergekit_evo.search.runner import run_search
+
+    def log(line: str) -> None:
+        click.echo(line)
+        sys.stdout.flush()
+
+    try:
+        res = run_search(cfg, out, save_champion=save_champion, role=role, log=log)
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from None
+    except Exception as e:
+        from mergekit_evo.fitness import FitnessError
+
+        if isinstance(e, FitnessError):
+            raise click.ClickException(f"fitness: {e}") from None
+        raise
+    m = res.metrics
+    click.echo(
+        f"champion fitness {m['champion_fitness']}  (best source "
+        f"{m['baseline_fitness'].get('best')}, improvement {m['fitness_improvement']})"
+    )
+    click.echo(f"best recipe: {res.rundir / 'best.yml'}")
+
+
+_common = [
+    click.option("--max-trials", type=int, default=None, help="Override budget.max_trials."),
+    click.option("--device", default=None, help="cpu, cuda, cuda:N (overrides the config)."),
+    click.option("--storage", default=None, help="Optuna storage URL (default RUN_DIR/study.db)."),
+    click.option("--seed", type=int, default=None, help="Override optimizer.seed."),
+    click.option(
+        "--save-champion", is_flag=True, help="Keep the champion's weights in RUN_DIR/champion."
+    ),
+]
+
+
+def _with_common(f):  # type: ignore[no-untyped-def]
+    for opt in reversed(_common):
+        f = opt(f)
+    return f
+
+
+@click.command("search")
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="RUN_DIR.")
+@_with_common
+def search_command(
+    config: str,
+    out: str,
+    max_trials: int | None,
+    device: str | None,
+    storage: str | None,
+    seed: int | None,
+    save_champion: bool,
+) -> None:
+    """Evolve a merge recipe; running the same command again resumes it."""
+    cfg = _load(config, max_trials=max_trials, device=device, storage=storage, seed=seed)
+    _run(cfg, out, save_champion, "search")
+
+
+@click.command("worker")
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--storage", required=True, help="Shared Optuna storage URL (e.g. PostgreSQL).")
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Local RUN_DIR for this worker's trial YAMLs and scratch.",
+)
+@click.option("--max-trials", type=int, default=None, help="Override budget.max_trials.")
+@click.option("--device", default=None, help="cpu, cuda, cuda:N.")
+def worker_command(
+    config: str, storage: str, out: str, max_trials: int | None, device: str | None
+) -> None:
+    """Join a search shared through --storage: ask, merge, score, tell until it stops."""
+    cfg = _load(config, max_trials=max_trials, device=device, storage=storage)
+    _run(cfg, out, False, "worker")

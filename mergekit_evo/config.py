@@ -1,0 +1,343 @@
+"""The search config (``SearchConfig``): one YAML file, validated by pydantic like MergeKit's own.
+
+Everything a search needs is here - source models, the search space (PS, DFS or PS+DFS), the
+fitness, the optimiser, the budget and the storage - so that a run directory plus this file
+fully describes a search and rerunning the same command resumes it.  Validation happens in two
+steps, both before any weight is read: pydantic checks each field on its own, then
+:func:`load_search_config` checks what needs the source models' ``config.json`` (layer counts
+for DFS windows, method parameter names from MergeKit's registry).  Every error names the field
+path, the value and what would be valid (:class:`ConfigError`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+class ConfigError(ValueError):
+    """An invalid search config; ``errors`` holds ``(field path, message)`` pairs."""
+
+    def __init__(self, errors: list[tuple[str, str]]) -> None:
+        self.errors = errors
+        lines = [f"{path}: {msg}" for path, msg in errors]
+        super().__init__("invalid search config:\n  " + "\n  ".join(lines))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Bounds = tuple[float, float]
+
+
+class TaskConfig(_Strict):
+    """One fitness task: lm-eval task name, weight in the weighted mean, metric key."""
+
+    name: str
+    weight: float = 1.0
+    metric: str | None = None  # lm-eval "metric,filter"; None: the shipped task's default
+    require_language: str | None = None
+
+    @field_validator("weight")
+    @classmethod
+    def _positive(cls, v: float) -> float:
+        if not (v > 0 and math.isfinite(v)):
+            raise ValueError(f"weight must be a finite number > 0, got {v!r}")
+        return v
+
+
+class FitnessConfig(_Strict):
+    """What :class:`mergekit_evo.fitness.FitnessSpec` gets (tasks, limit, few-shot, ...)."""
+
+    tasks: list[TaskConfig] = Field(min_length=1)
+    limit: int | float | None = None
+    num_fewshot: int | None = None
+    batch_size: int = Field(8, ge=1)
+    max_gen_toks: int | None = Field(None, ge=1)
+    seed: int = 0
+    allow_report_split: bool = False
+    objectives: Literal["weighted", "per_task"] = "weighted"
+
+    @field_validator("tasks", mode="before")
+    @classmethod
+    def _names(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            return [{"name": t} if isinstance(t, str) else t for t in v]
+        return v
+
+    @field_validator("limit")
+    @classmethod
+    def _limit(cls, v: int | float | None) -> int | float | None:
+        if v is not None and v <= 0:
+            raise ValueError(f"limit must be > 0 (a count, or a fraction <= 1), got {v!r}")
+        return v
+
+
+class PSConfig(_Strict):
+    """Parameter-space genome: which MergeKit method and which of its numbers evolve.
+
+    ``granularity``: ``model`` (one value per model and parameter, the paper's form),
+    ``layers`` (one per model, parameter and group of ``layer_group_size`` layers) - each
+    optionally split per tensor ``filters`` (emitted as MergeKit conditional parameters).
+    """
+
+    method: str = "dare_ties"
+    parameters: list[str] | None = None  # default: every float per-model parameter w/o default
+    global_parameters: list[str] = []  # shared float parameters to evolve too (e.g. lambda, t)
+    granularity: Literal["model", "layers"] = "model"
+    layer_group_size: int = Field(1, ge=1)
+    filters: list[str] = []
+    bounds: dict[str, Bounds] = {}
+    x0: float | dict[str, float] = 0.5
+    normalize_weights: bool = False  # rescale per-model weights to sum 1 (per group/filter)
+    fixed: dict[str, Any] = {}  # global parameters passed as is (normalize, int8_mask, ...)
+
+    @field_validator("bounds")
+    @classmethod
+    def _bounds(cls, v: dict[str, Bounds]) -> dict[str, Bounds]:
+        for k, (lo, hi) in v.items():
+            if not lo < hi:
+                raise ValueError(f"bounds for {k!r} need low < high, got [{lo}, {hi}]")
+        return v
+
+
+class DFSConfig(_Strict):
+    """Data-flow-space genome: indicator array I (T = M * r) and scale matrix W."""
+
+    models: list[str] | None = None  # default: the source models in order ('ps' in PS+DFS)
+    repeats: int = Field(3, ge=1)
+    scales: Literal["full", "compact", "shared"] = "full"
+    scale_bounds: Bounds = (0.1, 2.0)  # W folds into weights by 1/s: must stay > 0
+    indicator_bounds: Bounds = (-1.0, 1.0)
+    init_indicators: Literal["paper", "all", "uniform", "random"] = "paper"
+    init_scales: Literal["ones", "random", "identity"] = "ones"
+    min_layers_per_model: int = Field(0, ge=0)
+    evolve: Literal["both", "indicators", "scales"] = "both"
+    window: tuple[int, int] | None = None  # evolve I only over slots [start, end)
+    pin_ends: bool = True
+
+    @field_validator("scale_bounds", "indicator_bounds")
+    @classmethod
+    def _order(cls, v: Bounds) -> Bounds:
+        if not v[0] < v[1]:
+            raise ValueError(f"need low < high, got [{v[0]}, {v[1]}]")
+        return v
+
+    @field_validator("scale_bounds")
+    @classmethod
+    def _positive_scales(cls, v: Bounds) -> Bounds:
+        if v[0] <= 0:
+            raise ValueError(f"scales must stay > 0 (low bound {v[0]}); e.g. [0.1, 2.0]")
+        return v
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
+        if v is not None and not 0 <= v[0] < v[1]:
+            raise ValueError(f"window needs 0 <= start < end, got {list(v)}")
+        return v
+
+
+class PSDFSConfig(_Strict):
+    """PS+DFS: a PS search, then a DFS search whose model A is the PS champion."""
+
+    partner: str | None = None  # model B of the DFS stage (paper: the language source)
+    ps_candidates_multiplier: int | None = Field(None, ge=2)  # DFS over the top-k PS candidates
+    ps_trials: int | None = Field(None, ge=1)  # PS share of the budget; default: half
+
+
+class OptimizerConfig(_Strict):
+    """Optuna sampler settings; CMA-ES is the paper's choice."""
+
+    sampler: Literal["cmaes", "tpe", "nsgaii", "random"] = "cmaes"
+    population_size: int | None = Field(None, ge=2)  # default 4 + floor(3 ln n)
+    sigma0: float = Field(1 / 6, gt=0)
+    seed: int = 0
+    separable: bool = False
+    lr_adapt: bool = False
+
+
+class BudgetConfig(_Strict):
+    """When to stop; the first condition met wins."""
+
+    max_trials: int = Field(100, ge=1)
+    patience: int | None = Field(None, ge=1)  # generations without improvement
+    target_fitness: float | None = None
+    target_gain: float | None = None  # relative gain over the best source model
+    wall_clock_s: float | None = Field(None, gt=0)
+
+
+class SearchConfig(_Strict):
+    """A whole search, as read from YAML."""
+
+    mode: Literal["ps", "dfs", "ps_dfs"] = "ps"
+    models: dict[str, str] = Field(min_length=1)
+    base_model: str | None = None
+    ps: PSConfig = PSConfig()
+    dfs: DFSConfig = DFSConfig()
+    ps_dfs: PSDFSConfig = PSDFSConfig()
+    fitness: FitnessConfig
+    report: FitnessConfig | None = None
+    optimizer: OptimizerConfig = OptimizerConfig()
+    budget: BudgetConfig = BudgetConfig()
+    storage: str | None = None  # Optuna storage URL; default sqlite:///RUN_DIR/study.db
+    study_name: str = "mergekit-evo"  # distinct per search when several share one database
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    merge_seed: int = 0  # MergeKit --random-seed for randomized methods (DARE)
+    device: str = "cpu"
+    baselines: bool = True  # score each source model first (metrics.json)
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _models(cls, v: Any) -> Any:
+        if isinstance(v, list):  # [path, ...] or [{name: path}] also accepted
+            out: dict[str, str] = {}
+            for item in v:
+                if isinstance(item, dict):
+                    out.update(item)
+                else:
+                    out[Path(str(item)).name] = str(item)
+            return out
+        return v
+
+    @field_validator("models")
+    @classmethod
+    def _names(cls, v: dict[str, str]) -> dict[str, str]:
+        for name in v:
+            if name == "ps":
+                raise ValueError("'ps' is reserved for the PS stage output; rename the model")
+        return v
+
+    @model_validator(mode="after")
+    def _cross(self) -> SearchConfig:
+        if self.mode in ("ps", "ps_dfs"):
+            if len(self.models) < 1:
+                raise ValueError("PS needs at least one source model")
+        if self.mode == "dfs" and self.dfs.models is None and len(self.models) < 2:
+            raise ValueError("DFS needs at least two models (models: or dfs.models:)")
+        if self.mode == "ps_dfs" and self.ps_dfs.partner is not None:
+            if self.ps_dfs.partner not in self.models:
+                raise ValueError(
+                    f"ps_dfs.partner {self.ps_dfs.partner!r} is not one of models: "
+                    f"{sorted(self.models)}"
+                )
+        if self.optimizer.sampler == "nsgaii" and self.mode == "ps_dfs":
+            raise ValueError("optimizer.sampler nsgaii is supported for mode ps or dfs only")
+        return self
+
+    def model_path(self, name: str) -> str:
+        """Path of a source model by name (or the name itself when it already is a path)."""
+        return self.models.get(name, name)
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc if not str(p).startswith("function-")) or "<root>"
+
+
+def _format(err: ValidationError) -> ConfigError:
+    out = []
+    for e in err.errors():
+        msg = e["msg"].removeprefix("Value error, ")
+        value = e.get("input")
+        if e["type"] == "missing":
+            out.append((_loc(e["loc"]), "required field is missing"))
+            continue
+        if e["type"] == "extra_forbidden":
+            out.append((_loc(e["loc"]), f"unknown field (value {value!r})"))
+            continue
+        shown = repr(value)
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        out.append((_loc(e["loc"]), f"{msg} (got {shown})"))
+    return ConfigError(out)
+
+
+def parse_search_config(data: dict[str, Any]) -> SearchConfig:
+    """Validate a config mapping field by field; raises :class:`ConfigError`."""
+    if not isinstance(data, dict):
+        raise ConfigError([("<root>", f"expected a mapping, got {type(data).__name__}")])
+    try:
+        return SearchConfig.model_validate(data)
+    except ValidationError as err:
+        raise _format(err) from None
+
+
+def _resolve_path(p: str, base_dir: Path | None) -> str:
+    if os.path.isdir(p):
+        return str(Path(p).resolve())
+    if base_dir is not None and not os.path.isabs(p) and (base_dir / p).is_dir():
+        return str((base_dir / p).resolve())
+    return p
+
+
+def resolve_paths(cfg: SearchConfig, base_dir: Path | None = None) -> SearchConfig:
+    """Make local model paths absolute (relative ones: to cwd, else to the config's folder)."""
+    models = {k: _resolve_path(v, base_dir) for k, v in cfg.models.items()}
+    base = _resolve_path(cfg.base_model, base_dir) if cfg.base_model else None
+    return cfg.model_copy(update={"models": models, "base_model": base})
+
+
+def num_layers(path: str) -> int:
+    """Layer count from ``config.json`` (no weights read)."""
+    import json
+
+    with open(os.path.join(path, "config.json")) as f:
+        cfg = json.load(f)
+    cfg = cfg.get("text_config", cfg)
+    return int(cfg["num_hidden_layers"])
+
+
+def check_deep(cfg: SearchConfig) -> None:
+    """Checks that need MergeKit's registry or model configs; still no weights are read."""
+    errors: list[tuple[str, str]] = []
+    for name, path in cfg.models.items():
+        if not os.path.isdir(path) and not _HUB_ID.match(path):
+            errors.append((f"models.{name}", f"no such model folder {path!r}"))
+    if cfg.base_model and not os.path.isdir(cfg.base_model) and not _HUB_ID.match(cfg.base_model):
+        errors.append(("base_model", f"no such model folder {cfg.base_model!r}"))
+    if errors:
+        raise ConfigError(errors)
+    if cfg.mode in ("ps", "ps_dfs"):
+        from mergekit_evo.space.ps import PSSpace
+
+        try:
+            PSSpace.from_config(cfg)
+        except ConfigError as e:
+            errors.extend(e.errors)
+    if cfg.mode == "dfs":
+        from mergekit_evo.space.dfs import DFSSpace
+
+        try:
+            DFSSpace.from_config(cfg)
+        except ConfigError as e:
+            errors.extend(e.errors)
+    if cfg.mode == "ps_dfs":
+        for i, m in enumerate(cfg.dfs.models or []):
+            if m != "ps" and m not in cfg.models and not os.path.isdir(m):
+                errors.append((f"dfs.models.{i}", f"{m!r} is not 'ps', a model name or a folder"))
+    if errors:
+        raise ConfigError(errors)
+
+
+def load_search_config(path: str | os.PathLike[str], deep: bool = True) -> SearchConfig:
+    """Read, validate and resolve a search config YAML; raises :class:`ConfigError`."""
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text())
+    except OSError as e:
+        raise ConfigError([("<file>", f"cannot read {str(p)!r}: {e.strerror}")]) from None
+    except yaml.YAMLError as e:
+        raise ConfigError([("<file>", f"not valid YAML: {e}")]) from None
+    cfg = resolve_paths(parse_search_config(data), p.parent)
+    if deep:
+        check_deep(cfg)
+    return cfg

@@ -1,0 +1,37 @@
+"""The one-call Python API for the paper's hybrid (PS+DFS) merge.
+
+``hybrid_merge`` runs the PS stage, then the DFS stage over the PS champion and a partner
+model (or the top-k PS candidates), and returns the champion recipe, its folder and
+``metrics.json`` - the same run directory ``mergekit-evo search`` writes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mergekit_evo.config import SearchConfig, check_deep, load_search_config, parse_search_config
+from mergekit_evo.search.runner import SearchResult, apply_overrides, run_search
+
+
+def hybrid_merge(
+    config: SearchConfig | dict[str, Any] | str | Path,
+    out: str | Path,
+    *,
+    max_trials: int | None = None,
+    device: str | None = None,
+    seed: int | None = None,
+    save_champion: bool = True,
+    log: Any = print,
+) -> SearchResult:
+    """Run a PS+DFS search (``mode`` is forced to ``ps_dfs``); resumes if ``out`` has one."""
+    if isinstance(config, (str, Path)):
+        cfg = load_search_config(config)
+    elif isinstance(config, dict):
+        cfg = parse_search_config(config)
+        check_deep(cfg)
+    else:
+        cfg = config
+    cfg = cfg.model_copy(update={"mode": "ps_dfs"})
+    cfg = apply_overrides(cfg, max_trials=max_trials, device=device, seed=seed)
+    return run_search(cfg, out, save_champion=save_champion, log=log)

@@ -1,0 +1,197 @@
+"""The ask/tell loop of one search stage: propose, write YAML, build, score, tell, stop.
+
+One trial at a time per process (a CPU host merges one candidate at a time anyway); several
+processes or hosts may run this loop on one shared study (``mergekit-evo worker``), and Optuna's
+CMA-ES sampler coordinates the generations through the storage.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mergekit_evo.search.rundir import RunDir
+from mergekit_evo.search.stopping import StopRule
+from mergekit_evo.search.study import heartbeat, recover_interrupted
+from mergekit_evo.space.base import Space
+
+if TYPE_CHECKING:
+    import optuna
+
+
+@dataclass
+class Evaluation:
+    """What scoring a candidate gives the loop."""
+
+    fitness: float  # the scalar the search maximises (weighted task mean)
+    values: list[float]  # the study's objective values (one, or one per task)
+    per_task: dict[str, Any] = field(default_factory=dict)
+    model_dir: Path | None = None  # the merged folder, if still on disk
+
+
+# (recipe, trial number, workdir) -> Evaluation; raise to fail the trial
+Evaluate = Callable[[dict[str, Any], int, Path], Evaluation]
+OnBest = Callable[[int, dict[str, Any], Evaluation], None]
+Log = Callable[[str], None]
+
+
+@dataclass
+class StageResult:
+    """Outcome of a stage, read back from the study (so it covers every worker)."""
+
+    best_fitness: float | None
+    best_number: int | None
+    best_recipe: dict[str, Any] | None
+    n_complete: int
+    n_failed: int
+    stop_reason: str
+
+
+def _fitness(t: optuna.trial.FrozenTrial) -> float | None:
+    v = t.user_attrs.get("fitness")
+    if v is None and t.values is not None and len(t.values) == 1:
+        v = t.values[0]
+    return None if v is None else float(v)
+
+
+def counted(trials: list[optuna.trial.FrozenTrial]) -> tuple[int, list[float]]:
+    """(trials that count against the budget, completed fitness in trial order)."""
+    from optuna.trial import TrialState
+
+    n = 0
+    fit: list[float] = []
+    for t in sorted(trials, key=lambda t: t.number):
+        if t.state == TrialState.COMPLETE:
+            n += 1
+            f = _fitness(t)
+            if f is not None:
+                fit.append(f)
+        elif t.state == TrialState.FAIL and not t.user_attrs.get("interrupted"):
+            n += 1
+    return n, fit
+
+
+def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    """The completed trial with the highest scalar fitness (ties: the earliest)."""
+    from optuna.trial import TrialState
+
+    best = None
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        f = _fitness(t)
+        if f is None:
+            continue
+        if best is None or f > _fitness(best):  # type: ignore[operator]
+            best = t
+    return best
+
+
+def stage_result(study: optuna.Study, reason: str) -> StageResult:
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    b = best_trial(study)
+    return StageResult(
+        best_fitness=_fitness(b) if b else None,
+        best_number=b.number if b else None,
+        best_recipe=b.user_attrs.get("recipe") if b else None,
+        n_complete=sum(t.state == TrialState.COMPLETE for t in trials),
+        n_failed=sum(t.state == TrialState.FAIL for t in trials),
+        stop_reason=reason,
+    )
+
+
+def run_stage(
+    study: optuna.Study,
+    space: Space,
+    evaluate: Evaluate,
+    rundir: RunDir,
+    stop: StopRule,
+    *,
+    prefix: str = "",
+    owner: bool = True,
+    on_best: OnBest | None = None,
+    log: Log = print,
+) -> StageResult:
+    """Run trials until ``stop`` says so; safe to call again on the same study (resume).
+
+    ``owner``: this process owns the study alone, so trials RUNNING at start are dead.
+    """
+    from optuna.trial import TrialState
+
+    vec = space.vector
+    recovered = recover_interrupted(study, all_running=owner)
+    if recovered:
+        log(f"resume: {len(recovered)} interrupted trial(s) failed and re-queued: {recovered}")
+    if not study.get_trials(deepcopy=False):
+        study.enqueue_trial(vec.start_params(), user_attrs={"start_point": True})
+    t_start = time.monotonic()
+    wall_before = float(study.user_attrs.get("wall_s", 0.0))
+    reason = ""
+    while True:
+        n_done, fit = counted(study.get_trials(deepcopy=False))
+        running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+        elapsed = wall_before + (time.monotonic() - t_start)
+        reason = stop.reason(n_done + running, fit, elapsed) or ""
+        if reason:
+            break
+        best_before = max(fit) if fit else None
+        trial = study.ask()
+        x = vec.from_trial(trial)
+        recipe = space.recipe(x)
+        yml = rundir.trial_yaml(trial.number, prefix)
+        rundir.write_yaml(yml, recipe, header=f"# trial {trial.number} ({space.name})\n")
+        trial.set_user_attr("stage", space.name)
+        trial.set_user_attr("yaml", str(yml.relative_to(rundir.root)))
+        trial.set_user_attr("recipe", recipe)
+        trial.set_user_attr("coefficients", space.describe(x))
+        workdir = rundir.work / f"{prefix}{trial.number:05d}"
+        t0 = time.monotonic()
+        try:
+            with heartbeat(study, trial):
+                ev = evaluate(recipe, trial.number, workdir)
+        except KeyboardInterrupt:
+            trial.set_user_attr("fail_reason", "interrupted by the user")
+            trial.set_user_attr("interrupted", True)
+            study.tell(trial, state=TrialState.FAIL)
+            _cleanup(workdir)
+            raise
+        except Exception as e:  # a bad candidate fails its trial, not the search
+            secs = time.monotonic() - t0
+            msg = f"{type(e).__name__}: {e}"
+            trial.set_user_attr("fail_reason", msg[:2000])
+            trial.set_user_attr("seconds", round(secs, 3))
+            trial.set_user_attr("traceback", traceback.format_exc()[-4000:])
+            study.tell(trial, state=TrialState.FAIL)
+            log(f"trial {trial.number:5d}  FAILED  {msg[:160]}  ({secs:.1f} s)")
+            _cleanup(workdir)
+            study.set_user_attr("wall_s", wall_before + (time.monotonic() - t_start))
+            continue
+        secs = time.monotonic() - t0
+        trial.set_user_attr("fitness", ev.fitness)
+        trial.set_user_attr("per_task", ev.per_task)
+        trial.set_user_attr("seconds", round(secs, 3))
+        study.tell(trial, ev.values if len(ev.values) > 1 else ev.values[0])
+        improved = best_before is None or ev.fitness > best_before
+        best = ev.fitness if improved else best_before
+        log(
+            f"trial {trial.number:5d}  fitness {ev.fitness:.4f}  best {best:.4f}"
+            f"{'  *' if improved else '   '}  ({secs:.1f} s)"
+        )
+        if improved and on_best is not None:
+            b = best_trial(study)
+            if b is not None and b.number == trial.number:
+                on_best(trial.number, recipe, ev)
+        _cleanup(workdir)
+        study.set_user_attr("wall_s", wall_before + (time.monotonic() - t_start))
+    log(f"stop ({prefix or space.name}): {reason}")
+    return stage_result(study, reason)
+
+
+def _cleanup(workdir: Path) -> None:
+    import shutil
+
+    shutil.rmtree(workdir, ignore_errors=True)

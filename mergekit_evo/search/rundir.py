@@ -1,0 +1,102 @@
+"""The run directory: where each file of a search lives, and atomic writes into it.
+
+Layout: ``config.yml`` (the search config, as given), ``study.db`` (default Optuna storage),
+``trials/NNNNN.yml`` (every proposal, written before it is merged), ``best.yml``,
+``metrics.json``, ``trials.csv``, ``champion/`` (``--save-champion``), ``work/`` (scratch).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class RunDir:
+    """Paths and writers for one run directory."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).absolute()
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yml"
+
+    @property
+    def study_db(self) -> Path:
+        return self.root / "study.db"
+
+    @property
+    def storage_url(self) -> str:
+        return f"sqlite:///{self.study_db}"
+
+    @property
+    def trials(self) -> Path:
+        return self.root / "trials"
+
+    @property
+    def best(self) -> Path:
+        return self.root / "best.yml"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.json"
+
+    @property
+    def trials_csv(self) -> Path:
+        return self.root / "trials.csv"
+
+    @property
+    def pareto(self) -> Path:
+        return self.root / "pareto.json"
+
+    @property
+    def champion(self) -> Path:
+        return self.root / "champion"
+
+    @property
+    def work(self) -> Path:
+        return self.root / "work"
+
+    def trial_yaml(self, number: int, prefix: str = "") -> Path:
+        """``trials/NNNNN.yml``; two-stage searches prefix the stage (``ps-NNNNN.yml``)."""
+        return self.trials / f"{prefix}{number:05d}.yml"
+
+    def create(self) -> None:
+        for d in (self.root, self.trials, self.work):
+            d.mkdir(parents=True, exist_ok=True)
+
+    def write_text(self, path: Path, text: str) -> None:
+        """Write via a temporary file + rename, so readers never see half a file."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600; these are ordinary output files
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def write_yaml(self, path: Path, doc: dict[str, Any], header: str = "") -> None:
+        self.write_text(path, header + yaml.safe_dump(doc, sort_keys=False))
+
+    def write_json(self, path: Path, doc: Any) -> None:
+        self.write_text(path, json.dumps(doc, indent=2, sort_keys=False) + "\n")
+
+    def replace_dir(self, src: Path, dst: Path) -> None:
+        """Move ``src`` over ``dst`` (the old ``dst`` removed first)."""
+        old = dst.with_name(f".{dst.name}.old")
+        if old.exists():
+            shutil.rmtree(old)
+        if dst.exists():
+            dst.rename(old)
+        shutil.move(str(src), str(dst))
+        if old.exists():
+            shutil.rmtree(old)

@@ -1,0 +1,221 @@
+"""Data-flow-space (DFS) genome: the indicator array I and the scale matrix W.
+
+Layout (paper, Sec. 3.2): M = total layers of all DFS models, laid out all of model A, then
+B, ...; repeated r times gives T = M * r slots; slot t is on the inference path iff I[t] > 0.
+W[i][j] scales the hidden state entering layer j from layer i: ``full`` evolves all M x M
+entries, ``compact`` one per model pair (n x n), ``shared`` one number for every cross-model
+jump (within-model jumps stay 1).  Coordinates not evolved (``evolve: indicators|scales``,
+slots outside ``window``) keep their initial value.
+
+Paper initialisation (quoted, not read from the PDF): I is zero except model A's
+first-repetition slots, which start at 2 * sigma, so the start point is model A's own path.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from mergekit_evo.config import ConfigError, DFSConfig, SearchConfig, num_layers
+from mergekit_evo.space.vector import Dim, VectorSpace
+
+
+class DFSSpace:
+    """Vector <-> ``dfs`` recipe over a fixed list of models."""
+
+    name = "dfs"
+
+    def __init__(
+        self,
+        model_paths: list[str],
+        layer_counts: list[int],
+        dfs: DFSConfig,
+        sigma0: float,
+        cma: bool,
+        seed: int = 0,
+        dtype: str = "float32",
+        labels: list[str] | None = None,
+    ) -> None:
+        self.model_paths = model_paths
+        self.labels = labels or [os.path.basename(p.rstrip("/")) or p for p in model_paths]
+        self.layer_counts = layer_counts
+        self.cfg = dfs
+        self.dtype = dtype
+        self.M = sum(layer_counts)
+        self.T = self.M * dfs.repeats
+        n = len(model_paths)
+        self.owner = np.repeat(np.arange(n), layer_counts)  # model index of each of the M layers
+        rng = np.random.default_rng(seed)
+        ilo, ihi = dfs.indicator_bounds
+        slo, shi = dfs.scale_bounds
+        two_sigma = 2 * sigma0 * (ihi - ilo)
+
+        # initial I
+        if dfs.init_indicators == "paper":
+            i0 = np.zeros(self.T)
+            i0[: layer_counts[0]] = two_sigma
+        elif dfs.init_indicators == "all":
+            i0 = np.full(self.T, two_sigma)
+        elif dfs.init_indicators == "uniform":
+            i0 = rng.uniform(ilo, ihi, self.T)
+        else:
+            i0 = rng.normal(0.0, sigma0 * (ihi - ilo), self.T)
+        self.i0 = np.clip(i0, ilo, ihi)
+
+        # initial W (in the evolved shape)
+        shape = {"full": (self.M, self.M), "compact": (n, n), "shared": (1,)}[dfs.scales]
+        if dfs.init_scales == "ones":
+            w0 = np.ones(shape)
+        elif dfs.init_scales == "random":
+            w0 = rng.uniform(slo, shi, shape)
+        else:  # identity: 1 within a model, 0 across models
+            if dfs.scales == "full":
+                w0 = (self.owner[:, None] == self.owner[None, :]).astype(float)
+            elif dfs.scales == "compact":
+                w0 = np.eye(n)
+            else:
+                w0 = np.zeros(1)
+        self.w0 = np.clip(w0, slo, shi)
+
+        win = dfs.window or (0, self.T)
+        self.window = (win[0], min(win[1], self.T))
+        dims: list[Dim] = []
+        if dfs.evolve in ("both", "indicators"):
+            for t in range(*self.window):
+                dims.append(Dim(f"I.{t:05d}", ilo, ihi, float(self.i0[t])))
+        if dfs.evolve in ("both", "scales"):
+            for idx in np.ndindex(*shape):
+                name = "W." + ".".join(f"{k:03d}" for k in idx)
+                dims.append(Dim(name, slo, shi, float(self.w0[idx])))
+        self.vector = VectorSpace(dims, sigma0=sigma0, cma=cma)
+
+    @classmethod
+    def from_config(
+        cls,
+        cfg: SearchConfig,
+        model_paths: list[str] | None = None,
+        layer_counts: list[int] | None = None,
+        labels: list[str] | None = None,
+    ) -> DFSSpace:
+        """Build from config; ``model_paths`` overrides ``dfs.models`` (PS+DFS stage 2)."""
+        dfs = cfg.dfs
+        errors: list[tuple[str, str]] = []
+        if model_paths is None:
+            names = dfs.models or list(cfg.models)
+            labels = list(names)
+            model_paths = [cfg.model_path(m) for m in names]
+            for i, p in enumerate(model_paths):
+                if not os.path.isdir(p):
+                    errors.append((f"dfs.models.{i}", f"no such model folder {p!r}"))
+            if len(model_paths) < 1:
+                errors.append(("dfs.models", "needs at least one model"))
+            if errors:
+                raise ConfigError(errors)
+        if layer_counts is None:
+            layer_counts = [num_layers(p) for p in model_paths]
+        M = sum(layer_counts)
+        T = M * dfs.repeats
+        if dfs.window is not None and dfs.window[1] > T:
+            errors.append(
+                ("dfs.window", f"end {dfs.window[1]} is past the last slot (T = M * r = {T})")
+            )
+        if (
+            dfs.min_layers_per_model * dfs.repeats > 0
+            and dfs.min_layers_per_model > min(layer_counts) * dfs.repeats
+        ):
+            errors.append(
+                (
+                    "dfs.min_layers_per_model",
+                    f"{dfs.min_layers_per_model} exceeds the slots of the smallest model "
+                    f"({min(layer_counts)} layers x {dfs.repeats} repeats)",
+                )
+            )
+        if errors:
+            raise ConfigError(errors)
+        return cls(
+            model_paths,
+            layer_counts,
+            dfs,
+            sigma0=cfg.optimizer.sigma0,
+            cma=cfg.optimizer.sampler == "cmaes",
+            seed=cfg.optimizer.seed,
+            dtype=cfg.dtype,
+            labels=labels,
+        )
+
+    # -- vector -> (I, W) -> recipe ---------------------------------------------------------
+
+    def split(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Full-length I (T) and W (evolved shape) from the vector, after repairs."""
+        i = self.i0.copy()
+        w = self.w0.copy()
+        k = 0
+        if self.cfg.evolve in ("both", "indicators"):
+            n = self.window[1] - self.window[0]
+            i[self.window[0] : self.window[1]] = x[k : k + n]
+            k += n
+        if self.cfg.evolve in ("both", "scales"):
+            w = np.asarray(x[k:], dtype=np.float64).reshape(self.w0.shape)
+        return self._repair(i), w
+
+    def _repair(self, i: np.ndarray) -> np.ndarray:
+        """Keep at least ``min_layers_per_model`` slots of each model (highest I first)."""
+        need = self.cfg.min_layers_per_model
+        if need <= 0:
+            return i
+        i = i.copy()
+        slot_owner = np.tile(self.owner, self.cfg.repeats)
+        eps = 1e-6
+        for m in range(len(self.layer_counts)):
+            idx = np.flatnonzero(slot_owner == m)
+            kept = int((i[idx] > 0).sum())
+            if kept >= need:
+                continue
+            off = idx[i[idx] <= 0]
+            for t in off[np.argsort(-i[off], kind="stable")][: need - kept]:
+                i[t] = eps
+        return i
+
+    def scales_matrix(self, w: np.ndarray) -> list[list[float]]:
+        """W as emitted: M x M (full), n x n (compact), or n x n from the shared number."""
+        if self.cfg.scales == "shared":
+            n = len(self.model_paths)
+            m = np.full((n, n), float(w.reshape(-1)[0]))
+            np.fill_diagonal(m, 1.0)
+            return m.tolist()
+        return np.asarray(w, dtype=np.float64).tolist()
+
+    def parameters(self, x: np.ndarray) -> dict[str, Any]:
+        """The ``dfs`` method parameters (shared by the ``dfs`` and ``ps_dfs`` recipes)."""
+        i, w = self.split(x)
+        return {
+            "repeats": self.cfg.repeats,
+            "indicators": [float(v) for v in i],
+            "scales": self.scales_matrix(w),
+            "pin_ends": self.cfg.pin_ends,
+        }
+
+    def recipe(self, x: np.ndarray) -> dict[str, Any]:
+        return {
+            "merge_method": "dfs",
+            "models": [{"model": p} for p in self.model_paths],
+            "parameters": self.parameters(x),
+            "dtype": self.dtype,
+        }
+
+    def path_length(self, x: np.ndarray) -> int:
+        """Number of kept slots (before pin_ends adds A's first/last layer)."""
+        i, _ = self.split(x)
+        return int((i > 0).sum())
+
+    def describe(self, x: np.ndarray) -> dict[str, float]:
+        i, w = self.split(x)
+        out: dict[str, float] = {"path_length": float((i > 0).sum())}
+        for m, label in enumerate(self.labels):
+            slot_owner = np.tile(self.owner, self.cfg.repeats)
+            out[f"layers.{label}"] = float(((i > 0) & (slot_owner == m)).sum())
+        flat = np.asarray(w).reshape(-1)
+        out["scale_mean"] = round(float(flat.mean()), 6)
+        return out
