@@ -26,14 +26,20 @@ _COMMANDS = {
 
 class _LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(_COMMANDS)
+        return [name for name in sorted(_COMMANDS) if self.get_command(ctx, name) is not None]
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         module_name = _COMMANDS.get(name)
         if module_name is None:
             return None
-        module = importlib.import_module(f"mergekit_evo.cli.{module_name}")
-        return getattr(module, f"{name}_command")
+        qualified = f"mergekit_evo.cli.{module_name}"
+        try:
+            module = importlib.import_module(qualified)
+        except ModuleNotFoundError as exc:
+            if exc.name != qualified:  # a missing dependency, not a missing command
+                raise
+            return None
+        return getattr(module, f"{name}_command", None)
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -114,6 +114,12 @@ def expand_scales(
     n = len(layer_counts)
     if scales is None:
         return [[1.0] * total for _ in range(total)]
+    for i, row in enumerate(scales):  # indices as the user wrote them (compact or full)
+        for j, value in enumerate(row):
+            if not (math.isfinite(value) and value > 0):
+                raise RecipeError(
+                    f"parameters.scales[{i}][{j}]", value, "a finite scale > 0 (W folds by 1/s)"
+                )
     rows = len(scales)
     cols = {len(r) for r in scales}
     if rows == total and cols == {total}:
@@ -128,12 +134,6 @@ def expand_scales(
             f"shape {shape}",
             f"M x M = {total} x {total} (layers) or n x n = {n} x {n} (models)",
         )
-    for i, row in enumerate(full):
-        for j, value in enumerate(row):
-            if not (math.isfinite(value) and value > 0):
-                raise RecipeError(
-                    f"parameters.scales[{i}][{j}]", value, "a finite scale > 0 (W folds by 1/s)"
-                )
     return full
 
 

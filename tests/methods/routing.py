@@ -35,9 +35,7 @@ def routed_model(models: Sequence[nn.Module], path: DataFlowPath) -> nn.Module:
     ref.model.layers = nn.ModuleList(layers)
     ref.config.num_hidden_layers = len(layers)
     if getattr(ref.config, "layer_types", None) is not None:
-        ref.config.layer_types = [
-            models[s.model].config.layer_types[s.layer] for s in path.layers
-        ]
+        ref.config.layer_types = [models[s.model].config.layer_types[s.layer] for s in path.layers]
     return ref
 
 

@@ -59,7 +59,9 @@ def test_merged_logits_equal_routed_reference(tiny_pair, tmp_path, arch, seed, c
     rel = (got - expected).abs().max() / expected.abs().max()
     assert rel < 1e-5, f"relative error {rel:.2e}"
     # and W matters: the unscaled path gives different logits
-    unscaled = logits(routed_model([_load(a), _load(b)], path.__class__(path.layers, (1.0,) * len(path))), ids)
+    unscaled = logits(
+        routed_model([_load(a), _load(b)], path.__class__(path.layers, (1.0,) * len(path))), ids
+    )
     assert (unscaled - expected).abs().max() / expected.abs().max() > 1e-2
 
 
