@@ -51,15 +51,19 @@ class _QuietCustomDatasetWarning(logging.Filter):
         return "Custom kwargs can be passed" not in record.getMessage()
 
 
-def build_task_manager(task_names: list[str]) -> TaskManager:
-    """One ``TaskManager``: over the shipped YAML only, plus lm-eval's index when needed.
+def build_task_manager(task_names: list[str], include_path: list[str] | None = None) -> TaskManager:
+    """One ``TaskManager`` over the shipped YAML (and ``include_path``), lm-eval's own if needed.
 
-    lm-eval's full index takes seconds to build; it is only scanned when a task is not shipped.
+    Indexing lm-eval's ~10k built-in YAML files takes seconds (see docs/fitness.md), so that index
+    is only built when a requested name is not among the shipped or included tasks.
     """
     from lm_eval.tasks import TaskManager
 
-    stock = any(name not in SHIPPED_TASKS for name in task_names)
-    return TaskManager(include_path=str(TASKS_DIR), include_defaults=stock)
+    paths = [str(TASKS_DIR), *(include_path or [])]
+    tm = TaskManager(include_path=paths, include_defaults=False)
+    if all(name in tm.all_tasks for name in task_names):
+        return tm
+    return TaskManager(include_path=paths, include_defaults=True)
 
 
 def _to_float(value: Any) -> float | None:
@@ -75,13 +79,13 @@ class FitnessEvaluator:
 
     def __init__(self, spec: FitnessSpec | dict[str, Any]) -> None:
         self.spec = spec if isinstance(spec, FitnessSpec) else FitnessSpec.model_validate(spec)
-        self.spec.check_splits()
         data_dir()  # a MERGEKIT_EVO_DATA that names no folder fails here, not mid-search
         logging.getLogger("lm_eval.api.task").addFilter(_QuietCustomDatasetWarning())
         names = [t.name for t in self.spec.tasks]
         t0 = time.perf_counter()
-        self.task_manager = build_task_manager(names)
+        self.task_manager = build_task_manager(names, self.spec.include_path)
         self._check_names(names)
+        self.spec.check_splits()
         self.tasks: dict[str, Task] = self._load_tasks(names)
         self._apply_settings()
         self.metrics: dict[str, str] = {}

@@ -177,12 +177,15 @@ def shipped_task(name: str) -> ShippedTask | None:
 def is_report_split(task_name: str) -> bool:
     """Whether a task scores a report split (test or held-out) that a search must not optimise.
 
-    Shipped tasks say so themselves (``_search`` tasks are the only searchable ones); any other
-    (stock lm-eval) task, e.g. ``gsm8k`` or ``mgsm_direct_ja``, evaluates its published eval
-    split and counts as a report split.
+    Shipped tasks say so themselves (only the ``_search`` ones are searchable). Any other task is
+    a report split (stock lm-eval tasks such as ``gsm8k`` or ``mgsm_direct_ja`` evaluate their
+    published eval split) unless its name marks it as a search split: it ends in ``_search`` or
+    contains ``_search_`` (e.g. the zoo's ``zoo_target_search``).
     """
     task = SHIPPED_TASKS.get(task_name)
-    return task is None or task.split in REPORT_SPLITS
+    if task is not None:
+        return task.split in REPORT_SPLITS
+    return not (task_name.endswith("_search") or "_search_" in task_name)
 
 
 def close_matches(name: str, candidates: list[str] | None = None, n: int = 5) -> list[str]:

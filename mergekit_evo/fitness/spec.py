@@ -78,6 +78,10 @@ class FitnessSpec(BaseModel):
     device: str | None = Field(default="cpu", description="torch device, e.g. cpu, cuda:0")
     max_gen_toks: int | None = Field(default=None, ge=1, description="None: lm-eval's default")
     seed: int = 0
+    include_path: list[str] = Field(
+        default_factory=list,
+        description="extra lm-eval task folders (e.g. a zoo's tasks/), searched before lm-eval's",
+    )
     allow_report_split: bool = Field(
         default=False,
         description="allow report (test/held-out) tasks; a search must not optimise them",
