@@ -18,6 +18,23 @@ def _load(config: str, **overrides):  # type: ignore[no-untyped-def]
     return apply_overrides(cfg, **overrides)
 
 
+def _quiet() -> None:
+    """One progress line per trial: silence per-candidate progress bars and lm-eval chatter."""
+    import logging
+    import os
+
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    for name in ("lm_eval", "lm-eval", "mergekit", "transformers", "datasets", "optuna"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        import transformers
+
+        transformers.utils.logging.disable_progress_bar()
+        transformers.utils.logging.set_verbosity_error()
+    except Exception:
+        pass
+
+
 def _run(cfg, out: str, save_champion: bool, role: str) -> None:  # type: ignore[no-untyped-def]
     from mergekit_evo.config import ConfigError
     from mergekit_evo.search.runner import run_search
@@ -75,6 +92,7 @@ def search_command(
     save_champion: bool,
 ) -> None:
     """Evolve a merge recipe; running the same command again resumes it."""
+    _quiet()
     cfg = _load(config, max_trials=max_trials, device=device, storage=storage, seed=seed)
     _run(cfg, out, save_champion, "search")
 
@@ -95,5 +113,6 @@ def worker_command(
     config: str, storage: str, out: str, max_trials: int | None, device: str | None
 ) -> None:
     """Join a search shared through --storage: ask, merge, score, tell until it stops."""
+    _quiet()
     cfg = _load(config, max_trials=max_trials, device=device, storage=storage)
     _run(cfg, out, False, "worker")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import traceback
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,7 +140,9 @@ def run_stage(
         if reason:
             break
         best_before = max(fit) if fit else None
-        trial = study.ask()
+        with warnings.catch_warnings():  # heartbeats are recorded by hand (see study.py)
+            warnings.filterwarnings("ignore", message="Heartbeat of storage")
+            trial = study.ask()
         x = vec.from_trial(trial)
         recipe = space.recipe(x)
         yml = rundir.trial_yaml(trial.number, prefix)
@@ -187,7 +190,7 @@ def run_stage(
                 on_best(trial.number, recipe, ev)
         _cleanup(workdir)
         study.set_user_attr("wall_s", wall_before + (time.monotonic() - t_start))
-    log(f"stop ({prefix or space.name}): {reason}")
+    log(f"stop ({prefix.rstrip('-') or space.name}): {reason}")
     return stage_result(study, reason)
 
 

@@ -1,0 +1,123 @@
+"""PS, DFS and PS+DFS searches end to end: real merges, real lm-eval fitness, every output."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from mergekit_evo.config import load_search_config
+from mergekit_evo.search import run_search
+from tests.search.family import write_config
+
+MERGEKIT_YAML = Path(sys.executable).parent / "mergekit-yaml"
+
+
+def _tensors(folder: Path) -> dict[str, torch.Tensor]:
+    out: dict[str, torch.Tensor] = {}
+    for f in sorted(folder.glob("*.safetensors")):
+        out.update(load_file(f))
+    return out
+
+
+def _check_outputs(run: Path, mode: str, n_trials: int) -> dict:
+    metrics = json.loads((run / "metrics.json").read_text())
+    for key in (
+        "baseline_fitness",
+        "ps_best_fitness",
+        "dfs_best_fitness",
+        "champion_fitness",
+        "fitness_improvement",
+    ):
+        assert key in metrics
+    base = metrics["baseline_fitness"]
+    assert set(base) == {"math", "lang", "best"}
+    assert base["best"] == max(base["math"], base["lang"])
+    champion = metrics["champion_fitness"]
+    expected_gain = (champion - base["best"]) / abs(base["best"])
+    assert metrics["fitness_improvement"] == pytest.approx(expected_gain)
+
+    rows = list(csv.DictReader((run / "trials.csv").open()))
+    assert len(rows) == n_trials
+    assert all(r["state"] == "COMPLETE" for r in rows)
+    assert all(float(r["seconds"]) >= 0 for r in rows)
+    # the champion is the best completed trial of the final stage
+    final = [r for r in rows if r["stage"] == ("ps" if mode == "ps" else "dfs")]
+    assert max(float(r["fitness"]) for r in final) == pytest.approx(champion)
+    # every proposal was written as a MergeKit YAML before it was merged
+    for r in rows:
+        doc = yaml.safe_load((run / r["yaml"]).read_text())
+        assert doc["merge_method"] in ("dare_ties", "dfs", "ps_dfs")
+    best = yaml.safe_load((run / "best.yml").read_text())
+    assert best["merge_method"] == {"ps": "dare_ties", "dfs": "dfs", "ps_dfs": "ps_dfs"}[mode]
+    return metrics
+
+
+def test_ps_search_and_reproduce_with_mergekit_yaml(family, tmp_path):
+    cfg = load_search_config(write_config(tmp_path / "ps.yml", family, "ps"))
+    run = tmp_path / "run"
+    res = run_search(cfg, run, save_champion=True, log=lambda s: None)
+    metrics = _check_outputs(run, "ps", 6)
+    assert metrics["ps_best_fitness"] == metrics["champion_fitness"]
+    assert metrics["dfs_best_fitness"] is None
+    assert res.champion_path == run / "champion"
+    assert not json.loads((run / "champion.json").read_text()).get("rebuilt")
+
+    # plain mergekit-yaml on best.yml gives the in-search champion's weights exactly
+    out = tmp_path / "again"
+    subprocess.run(
+        [str(MERGEKIT_YAML), str(run / "best.yml"), str(out), "--random-seed", "0"],
+        check=True,
+        capture_output=True,
+    )
+    a, b = _tensors(run / "champion"), _tensors(out)
+    assert a.keys() == b.keys() and a
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_dfs_search(family, tmp_path):
+    cfg = load_search_config(write_config(tmp_path / "dfs.yml", family, "dfs"))
+    run_search(cfg, tmp_path / "run", log=lambda s: None)
+    metrics = _check_outputs(tmp_path / "run", "dfs", 6)
+    assert metrics["ps_best_fitness"] is None
+    assert metrics["dfs_best_fitness"] == metrics["champion_fitness"]
+    best = yaml.safe_load((tmp_path / "run" / "best.yml").read_text())
+    m = 2 + 2  # two 2-layer models
+    assert len(best["parameters"]["indicators"]) == m * 2  # T = M * r
+    assert len(best["parameters"]["scales"]) == 2  # compact n x n
+
+
+def test_ps_dfs_search_with_report_split(family, tmp_path):
+    report = {
+        "tasks": [{"name": "evo_mgsm_direct_en_heldout"}],
+        "limit": 2,
+        "num_fewshot": 0,
+        "max_gen_toks": 4,
+    }
+    path = write_config(tmp_path / "psdfs.yml", family, "ps_dfs", report=report)
+    cfg = load_search_config(path)
+    lines: list[str] = []
+    run_search(cfg, tmp_path / "run", save_champion=True, log=lines.append)
+    run = tmp_path / "run"
+    metrics = _check_outputs(run, "ps_dfs", 8)
+    assert metrics["dfs_best_fitness"] == metrics["champion_fitness"]
+    # the DFS start point is model A's own path = the PS champion: same fitness
+    rows = list(csv.DictReader((run / "trials.csv").open()))
+    dfs0 = next(r for r in rows if r["stage"] == "dfs" and r["number"] == "0")
+    assert float(dfs0["fitness"]) == pytest.approx(metrics["ps_best_fitness"], abs=1e-4)
+    best = yaml.safe_load((run / "best.yml").read_text())
+    assert best["parameters"]["dfs_models"] == ["ps", str(family["lang"])]
+    assert best["parameters"]["ps_method"] == "dare_ties"
+    rep = metrics["report"]
+    assert set(rep["sources"]) == {"math", "lang"}
+    assert 0.0 <= rep["champion"]["score"] <= 1.0
+    assert (run / "ps_best.yml").exists()
+    assert any(line.startswith("trial") and "best" in line for line in lines)
