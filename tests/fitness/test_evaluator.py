@@ -209,3 +209,11 @@ def test_require_language_on_loglik_task_is_refused() -> None:
     spec = FitnessSpec(tasks=[TaskSpec(name="evo_gsm8k_search_loglik", require_language="en")])
     with pytest.raises(FitnessError, match="generation task"):
         FitnessEvaluator(spec)
+
+
+def test_stock_task_without_hub_access_explains_the_data_folder(monkeypatch) -> None:
+    """A stock lm-eval task resolves through lm-eval's own index; offline its hub data fail."""
+    spec = FitnessSpec(tasks=["gsm8k"], limit=1, allow_report_split=True)
+    with pytest.raises(FitnessError) as info:
+        FitnessEvaluator(spec)
+    assert "could not build tasks ['gsm8k']" in str(info.value)
