@@ -219,19 +219,29 @@ class SearchConfig(_Strict):
 
     @model_validator(mode="after")
     def _cross(self) -> SearchConfig:
-        if self.mode in ("ps", "ps_dfs"):
-            if len(self.models) < 1:
-                raise ValueError("PS needs at least one source model")
+        # cross-field errors start with their field path; _format turns it into the location
         if self.mode == "dfs" and self.dfs.models is None and len(self.models) < 2:
-            raise ValueError("DFS needs at least two models (models: or dfs.models:)")
+            raise ValueError("models: DFS needs at least two models (models: or dfs.models:)")
+        if self.mode == "dfs" and self.dfs.models is not None:
+            for i, m in enumerate(self.dfs.models):
+                if m not in self.models and not os.path.isdir(m):
+                    raise ValueError(
+                        f"dfs.models.{i}: {m!r} is neither a name in models: "
+                        f"{sorted(self.models)} nor a model folder"
+                    )
         if self.mode == "ps_dfs" and self.ps_dfs.partner is not None:
             if self.ps_dfs.partner not in self.models:
                 raise ValueError(
-                    f"ps_dfs.partner {self.ps_dfs.partner!r} is not one of models: "
+                    f"ps_dfs.partner: {self.ps_dfs.partner!r} is not one of models: "
                     f"{sorted(self.models)}"
                 )
         if self.optimizer.sampler == "nsgaii" and self.mode == "ps_dfs":
-            raise ValueError("optimizer.sampler nsgaii is supported for mode ps or dfs only")
+            raise ValueError("optimizer.sampler: nsgaii is supported for mode ps or dfs only")
+        if self.fitness.objectives == "per_task" and self.optimizer.sampler == "cmaes":
+            raise ValueError(
+                "fitness.objectives: per_task (several objectives) needs optimizer.sampler "
+                "nsgaii (or tpe); CMA-ES optimises one number"
+            )
         return self
 
     def model_path(self, name: str) -> str:
@@ -248,6 +258,10 @@ def _format(err: ValidationError) -> ConfigError:
     for e in err.errors():
         msg = e["msg"].removeprefix("Value error, ")
         value = e.get("input")
+        m = re.match(r"^([\w.]+): (.*)$", msg, re.S)
+        if not e["loc"] and m:  # a cross-field check that names its own field
+            out.append((m.group(1), m.group(2)))
+            continue
         if e["type"] == "missing":
             out.append((_loc(e["loc"]), "required field is missing"))
             continue
@@ -320,10 +334,19 @@ def check_deep(cfg: SearchConfig) -> None:
             DFSSpace.from_config(cfg)
         except ConfigError as e:
             errors.extend(e.errors)
-    if cfg.mode == "ps_dfs":
-        for i, m in enumerate(cfg.dfs.models or []):
-            if m != "ps" and m not in cfg.models and not os.path.isdir(m):
-                errors.append((f"dfs.models.{i}", f"{m!r} is not 'ps', a model name or a folder"))
+    if cfg.mode == "ps_dfs" and not errors:
+        from mergekit_evo.space.dfs import DFSSpace
+
+        ref = cfg.base_model or next(iter(cfg.models.values()))
+        k = cfg.ps_dfs.ps_candidates_multiplier
+        paths = [ref] * (k or 1)
+        if not k:
+            paths.append(cfg.model_path(cfg.ps_dfs.partner or list(cfg.models)[-1]))
+        if all(os.path.isdir(p) for p in paths):
+            try:
+                DFSSpace.from_config(cfg, model_paths=paths)
+            except ConfigError as e:
+                errors.extend(e.errors)
     if errors:
         raise ConfigError(errors)
 

@@ -1,0 +1,171 @@
+"""Bad search configs: each invalid field is named (path, value, what is valid) before any
+model is loaded, and a failed validation leaves no run directory behind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from tiny_models import make_model
+
+from mergekit_evo.config import ConfigError, load_search_config, parse_search_config
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("cfgmodels")
+    out = {}
+    for i, name in enumerate(("base", "math", "lang")):
+        make_model(root / name, num_layers=2, seed=i)
+        out[name] = str(root / name)
+    return out
+
+
+def _base(models: dict[str, str], mode: str = "ps") -> dict:
+    return {
+        "mode": mode,
+        "models": {"math": models["math"], "lang": models["lang"]},
+        "base_model": models["base"],
+        "fitness": {"tasks": ["evo_gsm8k_search_loglik"], "limit": 2},
+    }
+
+
+def _set(doc: dict, dotted: str, value: object) -> dict:
+    cur = doc
+    keys = dotted.split(".")
+    for k in keys[:-1]:
+        cur = cur.setdefault(k, {})
+    cur[keys[-1]] = value
+    return doc
+
+
+CASES = [
+    # (mode, field to set, bad value, expected field path in the error, words of the message)
+    ("ps", "ps.method", "nope", "ps.method", ["nope", "dare_ties"]),
+    ("ps", "ps.parameters", ["weight", "bogus"], "ps.parameters.1", ["bogus", "density"]),
+    ("ps", "ps.bounds", {"weight": [1.0, 0.0]}, "ps.bounds", ["low < high"]),
+    ("ps", "ps.granularity", "tensor", "ps.granularity", ["'model'", "'layers'"]),
+    (
+        "ps",
+        "ps",
+        {"granularity": "layers", "layer_group_size": 3},
+        "ps.layer_group_size",
+        ["does not divide"],
+    ),
+    ("ps", "optimizer.sampler", "sgd", "optimizer.sampler", ["sgd", "cmaes"]),
+    ("ps", "optimizer.sigma0", -1, "optimizer.sigma0", ["greater than 0"]),
+    ("ps", "budget.max_trials", 0, "budget.max_trials", ["greater than or equal to 1"]),
+    ("ps", "budget.patience", "soon", "budget.patience", ["soon"]),
+    ("ps", "fitness.tasks", [], "fitness.tasks", ["at least 1"]),
+    ("ps", "fitness.tasks", [{"name": "x", "weight": -1}], "fitness.tasks.0.weight", ["-1"]),
+    ("ps", "fitness.limit", -5, "fitness.limit", ["-5"]),
+    ("ps", "models.math", "/no/such/model", "models.math", ["/no/such/model"]),
+    ("ps", "base_model", "./missing-base", "base_model", ["missing-base"]),
+    ("ps", "colour", "blue", "colour", ["unknown field"]),
+    ("dfs", "dfs.window", [0, 999], "dfs.window", ["999", "T = M * r = 12"]),
+    ("dfs", "dfs.scale_bounds", [0.0, 2.0], "dfs.scale_bounds", ["> 0"]),
+    ("dfs", "dfs.repeats", 0, "dfs.repeats", ["greater than or equal to 1"]),
+    ("dfs", "dfs.init_scales", "zeros", "dfs.init_scales", ["'ones'", "'identity'"]),
+    ("dfs", "dfs.min_layers_per_model", 9, "dfs.min_layers_per_model", ["exceeds"]),
+    ("ps_dfs", "ps_dfs.partner", "nobody", "ps_dfs.partner", ["nobody", "lang"]),
+    ("ps_dfs", "dfs.window", [0, 999], "dfs.window", ["999"]),
+]
+
+
+@pytest.mark.parametrize(("mode", "field", "value", "path", "words"), CASES)
+def test_each_bad_field_is_named(models, tmp_path, mode, field, value, path, words):
+    doc = _set(_base(models, mode), field, value)
+    cfg_path = tmp_path / "c.yml"
+    cfg_path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(ConfigError) as exc:
+        load_search_config(cfg_path)
+    paths = [p for p, _ in exc.value.errors]
+    assert path in paths, exc.value
+    msg = dict(exc.value.errors)[path]
+    for w in words:
+        assert w in msg, msg
+
+
+def test_missing_fitness_and_several_errors_at_once(models):
+    doc = _base(models)
+    del doc["fitness"]
+    doc["budget"] = {"max_trials": -1}
+    with pytest.raises(ConfigError) as exc:
+        parse_search_config(doc)
+    errs = dict(exc.value.errors)
+    assert errs["fitness"] == "required field is missing"
+    assert "budget.max_trials" in errs
+
+
+def test_valid_config_parses_with_paper_defaults(models, tmp_path):
+    p = tmp_path / "ok.yml"
+    p.write_text(yaml.safe_dump(_base(models)))
+    cfg = load_search_config(p)
+    assert cfg.ps.method == "dare_ties"
+    assert cfg.optimizer.sigma0 == pytest.approx(1 / 6)
+    assert cfg.ps.x0 == 0.5
+    assert cfg.dfs.repeats == 3
+
+
+def test_relative_model_paths_resolve_against_the_config_folder(models, tmp_path):
+    doc = _base(models)
+    doc["models"] = {"math": "m"}
+    (tmp_path / "m").symlink_to(models["math"])
+    p = tmp_path / "rel.yml"
+    p.write_text(yaml.safe_dump(doc))
+    cfg = load_search_config(p)
+    assert Path(cfg.models["math"]).is_absolute()
+
+
+def _forbid_loading(monkeypatch: pytest.MonkeyPatch) -> None:
+    import transformers
+
+    import mergekit_evo.methods as methods
+
+    def boom(*a: object, **k: object) -> None:
+        raise AssertionError("a model was loaded or merged for a config that fails validation")
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", boom)
+    monkeypatch.setattr(methods, "merge_recipe", boom)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "needle"),
+    [
+        ("ps.method", "nope", "ps.method"),
+        ("dfs.window", [0, 999], "dfs.window"),
+        ("fitness.tasks", [{"name": "no_such_task_xyz"}], "no_such_task_xyz"),
+    ],
+)
+def test_cli_fails_before_loading_and_leaves_no_run_dir(
+    models, tmp_path, monkeypatch, field, value, needle
+):
+    from mergekit_evo.cli import main
+
+    _forbid_loading(monkeypatch)
+    mode = "dfs" if field.startswith("dfs") else "ps"
+    doc = _set(_base(models, mode), field, value)
+    cfg_path = tmp_path / "bad.yml"
+    cfg_path.write_text(yaml.safe_dump(doc))
+    run = tmp_path / "run"
+    res = CliRunner().invoke(main, ["search", str(cfg_path), "--out", str(run)])
+    assert res.exit_code != 0
+    assert needle in res.output
+    assert not run.exists()
+
+
+def test_rerun_with_a_different_config_is_refused(models, tmp_path, monkeypatch):
+    from mergekit_evo.search.runner import Search
+
+    _forbid_loading(monkeypatch)
+    run = tmp_path / "run"
+    run.mkdir()
+    doc = _base(models)
+    (run / "config.yml").write_text(yaml.safe_dump(doc))
+    doc2 = _set(_base(models), "ps.method", "ties")
+    with pytest.raises(ConfigError) as exc:
+        Search(parse_search_config(doc2), run).prepare()
+    assert "ps" in dict(exc.value.errors)
+    assert sorted(p.name for p in run.iterdir()) == ["config.yml"]
