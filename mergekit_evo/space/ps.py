@@ -170,7 +170,9 @@ class PSSpace:
             errors.append(("ps.parameters", f"{ps.method!r} has no float parameter to evolve"))
         if ps.normalize_weights and "weight" not in params:
             errors.append(("ps.normalize_weights", "needs 'weight' among ps.parameters"))
-        base = cfg.base_model
+        # methods that ignore the base (linear, ...) get no base_model: MergeKit would
+        # otherwise treat it as one more input needing a weight
+        base = cfg.base_model if base_policy != "ignored" else None
         models = [(n, p) for n, p in cfg.models.items() if base is None or p != base]
         if base_policy == "required" and not models:
             errors.append(("models", "no source model besides base_model"))
