@@ -85,7 +85,9 @@ class FitnessEvaluator:
     def __init__(self, spec: FitnessSpec | dict[str, Any]) -> None:
         self.spec = spec if isinstance(spec, FitnessSpec) else FitnessSpec.model_validate(spec)
         data_dir()  # a MERGEKIT_EVO_DATA that names no folder fails here, not mid-search
-        logging.getLogger("lm_eval.api.task").addFilter(_QuietCustomDatasetWarning())
+        task_logger = logging.getLogger("lm_eval.api.task")
+        if not any(isinstance(f, _QuietCustomDatasetWarning) for f in task_logger.filters):
+            task_logger.addFilter(_QuietCustomDatasetWarning())
         names = [t.name for t in self.spec.tasks]
         t0 = time.perf_counter()
         self.task_manager = build_task_manager(names, self.spec.include_path)
@@ -165,7 +167,11 @@ class FitnessEvaluator:
         if ts.require_language:
             metric = self._add_language_gate(ts, task, name, filter_name)
         shots = task.get_config("num_fewshot") or 0
-        if shots > 0 and len(list(task.fewshot_docs() or [])) < shots:
+        pool = task.fewshot_docs()
+        pool_size = (
+            0 if pool is None else len(pool) if hasattr(pool, "__len__") else len(list(pool))
+        )
+        if shots > 0 and pool_size < shots:
             raise FitnessError(
                 f"task {ts.name!r}: num_fewshot={shots} but its few-shot pool has fewer docs "
                 "(local MGSM files carry no translated exemplars): use num_fewshot=0"
@@ -212,6 +218,8 @@ class FitnessEvaluator:
         device = self.spec.device
         if device is not None and hasattr(model, "to") and str(model.device) != device:
             model = model.to(device)
+        if hasattr(model, "eval"):
+            model.eval()  # no dropout: the same model must always get the same fitness
         lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=self.spec.batch_size)
         return self.score_lm(lm)
 
