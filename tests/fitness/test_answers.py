@@ -26,6 +26,10 @@ CASES = [
     ("彼女は毎日１，２００円を稼ぎます。", 1200.0),
     ("每天卖 9 个鸡蛋，9 × 2 = 18。答案是 18。", 18.0),
     ("答案是 ３．５。", 3.5),
+    # native digits (Bengali, Thai) are decimal digits too
+    ("উত্তর হল ১৮।", 18.0),
+    ("คำตอบคือ ๑๘", 18.0),
+    ("సమాధానం 18.", 18.0),
     # last number, thousands separators, dollars, decimals, negatives
     ("He earned $10 per hour for 1,200 hours: $12,000", 12000.0),
     ("18.0", 18.0),

@@ -217,3 +217,14 @@ def test_stock_task_without_hub_access_explains_the_data_folder(monkeypatch) -> 
     with pytest.raises(FitnessError) as info:
         FitnessEvaluator(spec)
     assert "could not build tasks ['gsm8k']" in str(info.value)
+
+
+def test_oracle_scores_one_on_every_shipped_generation_task(scripted: ScriptedLM) -> None:
+    from mergekit_evo.fitness.registry import SHIPPED_TASKS
+
+    names = [n for n, t in SHIPPED_TASKS.items() if not t.loglik]
+    ev = FitnessEvaluator(FitnessSpec(tasks=names, limit=2, allow_report_split=True))
+    res = ev.score_lm(scripted.make(_oracle))
+    below = {n: m for n, m in res.per_task.items() if m["exact_match,numeric"] != 1.0}
+    assert not below
+    assert res.score == 1.0
