@@ -64,6 +64,7 @@ class FitnessConfig(_Strict):
     batch_size: int = Field(8, ge=1)
     max_gen_toks: int | None = Field(None, ge=1)
     seed: int = 0
+    include_path: list[str] = []  # extra lm-eval task YAML folders (e.g. the zoo's tasks)
     allow_report_split: bool = False
     objectives: Literal["weighted", "per_task"] = "weighted"
 
@@ -73,6 +74,11 @@ class FitnessConfig(_Strict):
         if isinstance(v, list):
             return [{"name": t} if isinstance(t, str) else t for t in v]
         return v
+
+    @field_validator("include_path", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
 
     @field_validator("limit")
     @classmethod
@@ -297,7 +303,13 @@ def resolve_paths(cfg: SearchConfig, base_dir: Path | None = None) -> SearchConf
     """Make local model paths absolute (relative ones: to cwd, else to the config's folder)."""
     models = {k: _resolve_path(v, base_dir) for k, v in cfg.models.items()}
     base = _resolve_path(cfg.base_model, base_dir) if cfg.base_model else None
-    return cfg.model_copy(update={"models": models, "base_model": base})
+    upd: dict[str, Any] = {"models": models, "base_model": base}
+    for key in ("fitness", "report"):
+        fc: FitnessConfig | None = getattr(cfg, key)
+        if fc is not None and fc.include_path:
+            paths = [_resolve_path(p, base_dir) for p in fc.include_path]
+            upd[key] = fc.model_copy(update={"include_path": paths})
+    return cfg.model_copy(update=upd)
 
 
 def num_layers(path: str) -> int:
@@ -318,6 +330,11 @@ def check_deep(cfg: SearchConfig) -> None:
             errors.append((f"models.{name}", f"no such model folder {path!r}"))
     if cfg.base_model and not os.path.isdir(cfg.base_model) and not _HUB_ID.match(cfg.base_model):
         errors.append(("base_model", f"no such model folder {cfg.base_model!r}"))
+    for key in ("fitness", "report"):
+        fc = getattr(cfg, key)
+        for i, p in enumerate(fc.include_path if fc is not None else []):
+            if not os.path.isdir(p):
+                errors.append((f"{key}.include_path.{i}", f"no such task folder {p!r}"))
     if errors:
         raise ConfigError(errors)
     if cfg.mode in ("ps", "ps_dfs"):

@@ -64,6 +64,7 @@ CASES = [
     ("ps", "models.math", "/no/such/model", "models.math", ["/no/such/model"]),
     ("ps", "base_model", "./missing-base", "base_model", ["missing-base"]),
     ("ps", "colour", "blue", "colour", ["unknown field"]),
+    ("ps", "fitness.include_path", ["no-tasks-here"], "fitness.include_path.0", ["no-tasks"]),
     ("dfs", "dfs.window", [0, 999], "dfs.window", ["999", "T = M * r = 12"]),
     ("dfs", "dfs.scale_bounds", [0.0, 2.0], "dfs.scale_bounds", ["> 0"]),
     ("dfs", "dfs.repeats", 0, "dfs.repeats", ["greater than or equal to 1"]),
