@@ -213,10 +213,17 @@ def test_require_language_on_loglik_task_is_refused() -> None:
 
 def test_stock_task_without_hub_access_explains_the_data_folder(monkeypatch) -> None:
     """A stock lm-eval task resolves through lm-eval's own index; offline its hub data fail."""
+    import datasets
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("offline: no hub access")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)  # offline even if the env is not
     spec = FitnessSpec(tasks=["gsm8k"], limit=1, allow_report_split=True)
     with pytest.raises(FitnessError) as info:
         FitnessEvaluator(spec)
     assert "could not build tasks ['gsm8k']" in str(info.value)
+    assert "offline: no hub access" in str(info.value)
 
 
 def test_oracle_scores_one_on_every_shipped_generation_task(scripted: ScriptedLM) -> None:
