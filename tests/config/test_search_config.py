@@ -170,3 +170,13 @@ def test_rerun_with_a_different_config_is_refused(models, tmp_path, monkeypatch)
         Search(parse_search_config(doc2), run).prepare()
     assert "ps" in dict(exc.value.errors)
     assert sorted(p.name for p in run.iterdir()) == ["config.yml"]
+
+
+RECIPES = sorted((Path(__file__).resolve().parents[2] / "recipes").glob("*.yml"))
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=[p.name for p in RECIPES])
+def test_example_recipes_are_valid(recipe):
+    zoo = recipe.parent.parent / "fixtures" / "zoo" / "base"
+    cfg = load_search_config(recipe, deep=zoo.is_dir())  # full checks once the zoo is there
+    assert cfg.fitness.tasks

@@ -14,7 +14,7 @@ import yaml
 from safetensors.torch import load_file
 
 from mergekit_evo.config import load_search_config
-from mergekit_evo.search import run_search
+from mergekit_evo.search import hybrid_merge, run_search
 from tests.search.family import write_config
 
 MERGEKIT_YAML = Path(sys.executable).parent / "mergekit-yaml"
@@ -103,10 +103,11 @@ def test_ps_dfs_search_with_report_split(family, tmp_path):
         "max_gen_toks": 4,
     }
     path = write_config(tmp_path / "psdfs.yml", family, "ps_dfs", report=report)
-    cfg = load_search_config(path)
     lines: list[str] = []
-    run_search(cfg, tmp_path / "run", save_champion=True, log=lines.append)
+    res = hybrid_merge(path, tmp_path / "run", save_champion=True, log=lines.append)
     run = tmp_path / "run"
+    assert res.champion_path == run / "champion" and res.best_recipe is not None
+    assert res.best_recipe == yaml.safe_load((run / "best.yml").read_text())
     metrics = _check_outputs(run, "ps_dfs", 8)
     assert metrics["dfs_best_fitness"] == metrics["champion_fitness"]
     # the DFS start point is model A's own path = the PS champion: same fitness
