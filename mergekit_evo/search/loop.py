@@ -116,10 +116,12 @@ def run_stage(
     owner: bool = True,
     on_best: OnBest | None = None,
     log: Log = print,
+    elapsed_offset_s: float = 0.0,
 ) -> StageResult:
     """Run trials until ``stop`` says so; safe to call again on the same study (resume).
 
     ``owner``: this process owns the study alone, so trials RUNNING at start are dead.
+    ``elapsed_offset_s``: wall-clock seconds earlier stages used (the budget is for the search).
     """
     from optuna.trial import TrialState
 
@@ -135,7 +137,7 @@ def run_stage(
     while True:
         n_done, fit = counted(study.get_trials(deepcopy=False))
         running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
-        elapsed = wall_before + (time.monotonic() - t_start)
+        elapsed = elapsed_offset_s + wall_before + (time.monotonic() - t_start)
         reason = stop.reason(n_done + running, fit, elapsed) or ""
         if reason:
             break

@@ -313,12 +313,16 @@ class Search:
 
                 ps_study = studies[0][1]
                 probe = open_study(self.storage, self.study_names()["dfs"], None)  # type: ignore[arg-type]
-                recipes = probe.user_attrs.get("ps_recipes") or self.ps_candidates(ps_study)
+                # the PS recipes DFS builds on are fixed once, in the study, so a resumed run
+                # or another worker uses the same ones
+                recipes = probe.user_attrs.get("ps_recipes")
+                if not recipes:
+                    recipes = self.ps_candidates(ps_study)
+                    probe.set_user_attr("ps_recipes", recipes)
                 partner = None
                 if not cfg.ps_dfs.ps_candidates_multiplier:
                     partner = cfg.model_path(cfg.ps_dfs.partner or list(cfg.models)[-1])
                 space = PSDFSSpace(cfg, recipes, partner)
-                probe.set_user_attr("ps_recipes", recipes)
                 study = self.open("dfs", space)
             best_source = max(baseline.values()) if baseline else None
             res = run_stage(
@@ -331,6 +335,7 @@ class Search:
                 owner=self.owner,
                 on_best=self.on_best_final("dfs"),
                 log=self.log,
+                elapsed_offset_s=sum(float(s.user_attrs.get("wall_s", 0.0)) for _, s in studies),
             )
             studies.append(("dfs", study))
             stop_reasons["dfs"] = res.stop_reason
