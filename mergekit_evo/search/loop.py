@@ -135,6 +135,10 @@ def run_stage(
     wall_before = float(study.user_attrs.get("wall_s", 0.0))
     reason = ""
     while True:
+        if not owner:  # shared study: a worker elsewhere may have died since the last trial
+            again = recover_interrupted(study, all_running=False)
+            if again:
+                log(f"re-queued {len(again)} trial(s) of a dead worker: {again}")
         n_done, fit = counted(study.get_trials(deepcopy=False))
         running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
         elapsed = elapsed_offset_s + wall_before + (time.monotonic() - t_start)

@@ -140,3 +140,24 @@ def test_nsga2_two_objectives_pareto_set(tmp_path, monkeypatch):
         for t in study.get_trials(states=(TrialState.COMPLETE,)):
             w = tuple(t.values)
             assert not (all(x >= y for x, y in zip(w, v, strict=True)) and w != v)
+
+
+def test_shared_study_requeues_only_stale_trials(tmp_path, monkeypatch):
+    import time
+
+    from mergekit_evo.search import study as study_mod
+
+    monkeypatch.setattr(study_mod, "HEARTBEAT_INTERVAL_S", 1)
+    monkeypatch.setattr(study_mod, "GRACE_PERIOD_S", 1)
+    rd, study = _study(tmp_path, OptimizerConfig(population_size=4))
+    dead = study.ask({"a": optuna.distributions.FloatDistribution(0, 1)})
+    study._storage.record_heartbeat(dead._trial_id)
+    assert study_mod.recover_interrupted(study, all_running=False) == []  # still fresh
+    time.sleep(2.2)
+    alive = study.ask({"a": optuna.distributions.FloatDistribution(0, 1)})
+    study._storage.record_heartbeat(alive._trial_id)
+    assert study_mod.recover_interrupted(study, all_running=False) == [dead.number]
+    states = {t.number: t.state for t in study.get_trials()}
+    assert states[dead.number] == TrialState.FAIL and states[alive.number] == TrialState.RUNNING
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert [t.user_attrs["retry_of"] for t in waiting] == [dead.number]
