@@ -122,3 +122,35 @@ def test_ps_dfs_search_with_report_split(family, tmp_path):
     assert 0.0 <= rep["champion"]["score"] <= 1.0
     assert (run / "ps_best.yml").exists()
     assert any(line.startswith("trial") and "best" in line for line in lines)
+
+
+def test_two_objectives_with_nsga2_write_a_pareto_set(family, tmp_path):
+    fitness = {
+        "tasks": [
+            {"name": "evo_gsm8k_search_loglik"},
+            {"name": "evo_mgsm_direct_en_search_loglik"},
+        ],
+        "limit": 2,
+        "num_fewshot": 0,
+        "objectives": "per_task",
+    }
+    path = write_config(
+        tmp_path / "mo.yml",
+        family,
+        "ps",
+        fitness=fitness,
+        optimizer={"sampler": "nsgaii", "population_size": 4},
+        budget={"max_trials": 5},
+        baselines=False,
+    )
+    run_search(load_search_config(path), tmp_path / "run", log=lambda s: None)
+    run = tmp_path / "run"
+    front = json.loads((run / "pareto.json").read_text())
+    rows = list(csv.DictReader((run / "trials.csv").open()))
+    assert len(rows) == 5 and front
+    points = [(float(r["objective_0"]), float(r["objective_1"])) for r in rows]
+    for p in front:
+        v = tuple(p["values"])
+        assert v in points
+        assert p["fitness"] == pytest.approx(sum(v) / 2)  # equal weights
+        assert not any(a >= v[0] and b >= v[1] and (a, b) != v for a, b in points)
