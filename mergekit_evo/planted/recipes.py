@@ -106,8 +106,15 @@ def ps_dfs_recipe(
 
 
 def ps_weights(recipe: dict[str, Any]) -> list[float]:
-    """Per-model ``weight`` of a PS (or ps_dfs) recipe, in model order."""
-    return [float(m["parameters"]["weight"]) for m in recipe["models"]]
+    """Per-model ``weight`` of a PS (or ps_dfs) recipe, in model order.
+
+    Reads the ``models:`` form (this project) and MergeKit genome's one-slice ``slices:`` form
+    (the base model's source carries no weight there and is skipped).
+    """
+    if recipe.get("models"):
+        return [float(m["parameters"]["weight"]) for m in recipe["models"]]
+    sources = recipe["slices"][0]["sources"]
+    return [float(s["parameters"]["weight"]) for s in sources if s.get("parameters")]
 
 
 def dfs_parameters(recipe: dict[str, Any]) -> dict[str, Any]:
