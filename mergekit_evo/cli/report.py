@@ -16,6 +16,7 @@ def report_command(run_dir: str, storage: str | None) -> None:
     import optuna
 
     from mergekit_evo.report.trials_csv import trials_csv
+    from mergekit_evo.search.study import storage_url
 
     root = Path(run_dir)
     info_path = root / "run.json"
@@ -23,7 +24,9 @@ def report_command(run_dir: str, storage: str | None) -> None:
         raise click.ClickException(f"{root} is not a mergekit-evo run directory (no run.json)")
     info = json.loads(info_path.read_text())
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    store = optuna.storages.RDBStorage(storage or info["storage"], skip_compatibility_check=True)
+    store = optuna.storages.RDBStorage(
+        storage_url(storage or info["storage"]), skip_compatibility_check=True
+    )
     names = {s.study_name for s in optuna.get_all_study_summaries(store)}
     studies = [
         (stage, optuna.load_study(study_name=name, storage=store))

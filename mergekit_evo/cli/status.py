@@ -14,6 +14,7 @@ def run_status(run_dir: str | Path, storage: str | None = None) -> dict[str, Any
     import optuna
 
     from mergekit_evo.search.loop import best_trial
+    from mergekit_evo.search.study import storage_url
 
     root = Path(run_dir)
     info_path = root / "run.json"
@@ -22,7 +23,7 @@ def run_status(run_dir: str | Path, storage: str | None = None) -> dict[str, Any
     info = json.loads(info_path.read_text())
     url = storage or info["storage"]
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    store = optuna.storages.RDBStorage(url, skip_compatibility_check=True)
+    store = optuna.storages.RDBStorage(storage_url(url), skip_compatibility_check=True)
     out: dict[str, Any] = {"run_dir": str(root.absolute()), "mode": info["mode"], "stages": {}}
     names = {s.study_name for s in optuna.get_all_study_summaries(store)}
     for stage, name in info["studies"].items():

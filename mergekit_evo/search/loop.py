@@ -114,6 +114,7 @@ def run_stage(
     *,
     prefix: str = "",
     owner: bool = True,
+    leader: bool = True,
     on_best: OnBest | None = None,
     log: Log = print,
     elapsed_offset_s: float = 0.0,
@@ -121,6 +122,8 @@ def run_stage(
     """Run trials until ``stop`` says so; safe to call again on the same study (resume).
 
     ``owner``: this process owns the study alone, so trials RUNNING at start are dead.
+    ``leader``: this process enqueues the start point (``search``); a ``worker`` waits for it,
+    so two processes starting together cannot both enqueue one.
     ``elapsed_offset_s``: wall-clock seconds earlier stages used (the budget is for the search).
     """
     from optuna.trial import TrialState
@@ -129,8 +132,14 @@ def run_stage(
     recovered = recover_interrupted(study, all_running=owner)
     if recovered:
         log(f"resume: {len(recovered)} interrupted trial(s) failed and re-queued: {recovered}")
-    if not study.get_trials(deepcopy=False):
+    if leader and not study.get_trials(deepcopy=False):
         study.enqueue_trial(vec.start_params(), user_attrs={"start_point": True})
+    waited = 0.0
+    while not leader and not study.get_trials(deepcopy=False):
+        if waited == 0.0:
+            log("waiting for the search (mergekit-evo search) to start this stage ...")
+        time.sleep(1.0)
+        waited += 1.0
     t_start = time.monotonic()
     wall_before = float(study.user_attrs.get("wall_s", 0.0))
     reason = ""

@@ -293,6 +293,7 @@ class Search:
                 self.stop_rule(space, ps_budget, best_source),
                 prefix=prefix_ps,
                 owner=self.owner,
+                leader=self.role == "search",
                 on_best=on_best,
                 log=self.log,
             )
@@ -316,6 +317,11 @@ class Search:
                 # the PS recipes DFS builds on are fixed once, in the study, so a resumed run
                 # or another worker uses the same ones
                 recipes = probe.user_attrs.get("ps_recipes")
+                while not recipes and self.role != "search":  # the search picks them
+                    time.sleep(2.0)
+                    recipes = open_study(self.storage, probe.study_name, None).user_attrs.get(  # type: ignore[arg-type]
+                        "ps_recipes"
+                    )
                 if not recipes:
                     recipes = self.ps_candidates(ps_study)
                     probe.set_user_attr("ps_recipes", recipes)
@@ -333,6 +339,7 @@ class Search:
                 self.stop_rule(space, dfs_budget, best_source),
                 prefix=prefix_dfs,
                 owner=self.owner,
+                leader=self.role == "search",
                 on_best=self.on_best_final("dfs"),
                 log=self.log,
                 elapsed_offset_s=sum(float(s.user_attrs.get("wall_s", 0.0)) for _, s in studies),

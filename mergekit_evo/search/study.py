@@ -27,9 +27,27 @@ GRACE_PERIOD_S = 120
 INTERRUPTED = "interrupted: the process running this trial died before it finished"
 
 
+def storage_url(url: str) -> str:
+    """Pick an installed PostgreSQL driver for a bare ``postgresql://`` URL.
+
+    SQLAlchemy 2.1 maps ``postgresql://`` to psycopg 3, while the ``postgres`` extra installs
+    psycopg2; use whichever is importable.
+    """
+    import importlib.util
+
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        rest = url.split("://", 1)[1]
+        if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2"):
+            return f"postgresql+psycopg2://{rest}"
+        return f"postgresql://{rest}"
+    return url
+
+
 def make_storage(url: str) -> optuna.storages.BaseStorage:
     """An RDB storage with heartbeats, so workers on other hosts can detect dead trials."""
     import optuna
+
+    url = storage_url(url)
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     engine_kwargs: dict[str, Any] = {}

@@ -1,0 +1,69 @@
+"""A search and a worker on two processes share one study through PostgreSQL.
+
+Needs a server: ``MERGEKIT_EVO_TEST_POSTGRES=$(bash .ci/postgres.sh)``; skipped otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from tests.search.family import write_config
+
+URL = os.environ.get("MERGEKIT_EVO_TEST_POSTGRES")
+EXE = Path(sys.executable).parent / "mergekit-evo"
+BUDGET = 14
+
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.skipif(not URL, reason="MERGEKIT_EVO_TEST_POSTGRES is not set"),
+]
+
+
+def test_search_and_worker_share_one_study(family, tmp_path):
+    name = f"evo-test-{uuid.uuid4().hex[:10]}"
+    cfg = write_config(
+        tmp_path / "ps.yml", family, "ps", budget={"max_trials": BUDGET}, study_name=name
+    )
+    worker = subprocess.Popen(
+        [str(EXE), "worker", str(cfg), "--storage", URL, "--out", str(tmp_path / "w")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    search = subprocess.run(
+        [str(EXE), "search", str(cfg), "--out", str(tmp_path / "s"), "--storage", URL],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    out, _ = worker.communicate(timeout=600)
+    assert search.returncode == 0, search.stderr[-3000:]
+    assert worker.returncode == 0
+
+    from mergekit_evo.search.study import storage_url
+
+    study = optuna.load_study(study_name=f"{name}-ps", storage=storage_url(URL))
+    trials = study.get_trials()
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    # each process checks the budget before asking, so two processes overshoot by at most one
+    assert BUDGET <= len(complete) <= BUDGET + 1
+    assert sum(t.user_attrs.get("start_point", False) for t in trials) == 1
+    keys = [tuple(sorted(t.params.items())) for t in complete]
+    assert len(set(keys)) == len(keys)
+    # both processes evaluated trials, and every trial YAML lives in exactly one run dir
+    mine = {p.name for p in (tmp_path / "s" / "trials").iterdir()}
+    theirs = {p.name for p in (tmp_path / "w" / "trials").iterdir()}
+    assert mine and theirs and not (mine & theirs)
+    assert len(mine | theirs) == len(trials)
+    gens = {t.system_attrs.get("cma:generation") for t in complete} - {None}
+    assert len(gens) >= 2  # CMA-ES generations advanced across both processes
+    assert (tmp_path / "s" / "metrics.json").exists()
+    optuna.delete_study(study_name=f"{name}-ps", storage=storage_url(URL))
