@@ -51,6 +51,17 @@ class DiskCandidateBuilder(CandidateBuilder):
         cand.path = out
         return cand
 
+    def release(self, candidate: Candidate) -> None:
+        """Drop the model and give its accelerator memory back before the next candidate."""
+        super().release(candidate)
+        if self.device.startswith("cuda"):
+            import gc
+
+            import torch
+
+            gc.collect()
+            torch.cuda.empty_cache()
+
     def load(self, model_path: str) -> Candidate:
         import torch
         import transformers

@@ -12,10 +12,11 @@ import click
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--storage", default=None, help="Storage URL if not the one in RUN_DIR/run.json.")
 def report_command(run_dir: str, storage: str | None) -> None:
-    """Summarise a run: baselines, stage bests, champion, gain; refresh trials.csv."""
+    """Summarise a run: baselines, stage bests, champion, gain; refresh trials.csv, report.md."""
     import optuna
 
-    from mergekit_evo.report.trials_csv import trials_csv
+    from mergekit_evo.report.markdown import markdown_report
+    from mergekit_evo.report.trials_csv import trial_rows, trials_csv
     from mergekit_evo.search.study import storage_url
 
     root = Path(run_dir)
@@ -40,6 +41,7 @@ def report_command(run_dir: str, storage: str | None) -> None:
         click.echo("metrics.json: not written yet (search still running or stopped early)")
         return
     m = json.loads(mpath.read_text())
+    (root / "report.md").write_text(markdown_report(m, trial_rows(studies)))
     for name, v in (m.get("baseline_fitness") or {}).items():
         click.echo(f"baseline {name:>12}: {v}")
     click.echo(f"PS best: {m.get('ps_best_fitness')}   DFS best: {m.get('dfs_best_fitness')}")

@@ -363,8 +363,9 @@ class Search:
     ) -> SearchResult:
         from optuna.trial import TrialState
 
+        from mergekit_evo.report.markdown import markdown_report
         from mergekit_evo.report.metrics import build_metrics
-        from mergekit_evo.report.trials_csv import trials_csv
+        from mergekit_evo.report.trials_csv import trial_rows, trials_csv
 
         stage = studies[-1][0]
         b = best_trial(final_study)
@@ -400,6 +401,9 @@ class Search:
         )
         self.rundir.write_json(self.rundir.metrics, metrics)
         self.rundir.write_text(self.rundir.trials_csv, trials_csv(studies))
+        self.rundir.write_text(
+            self.rundir.root / "report.md", markdown_report(metrics, trial_rows(studies))
+        )
         return SearchResult(self.rundir.root, recipe, metrics, champ_path)
 
     def ensure_champion(self, recipe: dict[str, Any], stage: str, number: int) -> Path:

@@ -61,6 +61,7 @@ def test_search_status_best_report_and_worker(fam, tmp_path):
 
     rep = CliRunner().invoke(main, ["report", str(run)])
     assert rep.exit_code == 0 and "champion" in rep.output
+    assert "| **champion**" in (run / "report.md").read_text()
 
     # a worker joins the same study through its storage URL and adds trials up to the budget
     url = json.loads((run / "run.json").read_text())["storage"]

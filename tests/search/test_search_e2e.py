@@ -57,6 +57,7 @@ def _check_outputs(run: Path, mode: str, n_trials: int) -> dict:
         assert doc["merge_method"] in ("dare_ties", "dfs", "ps_dfs")
     best = yaml.safe_load((run / "best.yml").read_text())
     assert best["merge_method"] == {"ps": "dare_ties", "dfs": "dfs", "ps_dfs": "ps_dfs"}[mode]
+    assert f"{champion:.4f}" in (run / "report.md").read_text()
     return metrics
 
 
