@@ -1,0 +1,202 @@
+"""``build_zoo``: tokenizer, base, MATH and LANG fine-tunes, splits, lm-eval tasks, ``zoo.json``.
+
+Why one deterministic pipeline: tests, the search and the proof tables must all see the same zoo
+for a seed. Every random stream is ``random.Random(f"{seed}:{purpose}")`` or a torch generator
+seeded from the seed, so streams do not shift when another one changes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import random
+import shlex
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from mergekit_evo.zoo import corpus, tasks
+from mergekit_evo.zoo.sizes import SIZES, ZooSize
+from mergekit_evo.zoo.tokenizer import make_tokenizer, vocabulary
+from mergekit_evo.zoo.train import encode_pairs, finetune, make_model, pretrain
+
+MANIFEST_VERSION = 1
+
+SPLITS: dict[str, tuple[str, str]] = {
+    # split name -> (lm-eval task, description)
+    "target_search": ("zoo_target_search", "two-step problems in L (search fitness)"),
+    "target_heldout": ("zoo_target_heldout", "two-step problems in L (held-out report)"),
+    "math_heldout": ("zoo_math_heldout", "two-step problems in English (MATH skill)"),
+    "lang_heldout": ("zoo_lang_heldout", "one-step problems in L (LANG skill)"),
+}
+
+
+def _rng(seed: int, purpose: str) -> random.Random:
+    return random.Random(f"{seed}:{purpose}")
+
+
+def _make_splits(seed: int, size: ZooSize) -> tuple[dict[str, tuple[list[str], list]], set[str]]:
+    """Evaluation splits (questions rendered, problems) and the keys no training data may use."""
+    rng = _rng(seed, "splits")
+    target = corpus.sample_problems(
+        rng, corpus.two_step, size.search_n + size.heldout_n, unique=True
+    )
+    banned = {p.key for p in target}
+    math = corpus.sample_problems(rng, corpus.two_step, size.skill_n, banned, unique=True)
+    lang = corpus.sample_problems(rng, corpus.one_step, size.skill_n, banned, unique=True)
+    banned |= {p.key for p in math} | {p.key for p in lang}
+    splits = {
+        "target_search": target[: size.search_n],
+        "target_heldout": target[size.search_n :],
+        "math_heldout": math,
+        "lang_heldout": lang,
+    }
+    lang_of = {
+        "target_search": "l",
+        "target_heldout": "l",
+        "math_heldout": "en",
+        "lang_heldout": "l",
+    }
+    return {k: ([corpus.render(p, lang_of[k]) for p in v], v) for k, v in splits.items()}, banned
+
+
+def _base_stream(seed: int, size: ZooSize, vocab: dict[str, int], banned: set[str]) -> torch.Tensor:
+    """``size.base_tokens`` tokens of base-mixture documents, each followed by ``</s>``."""
+    rng = _rng(seed, "base-data")
+    eos = vocab["</s>"]
+    mixture = corpus.BASE_MIXTURE | {"onestep_mix": size.problem_mix}
+    ids: list[int] = []
+    while len(ids) < size.base_tokens:
+        doc = corpus.base_document(rng, banned, mixture, size.problem_switch_rate)
+        ids.extend(vocab[w] for w in doc.split())
+        ids.append(eos)
+    return torch.tensor(ids, dtype=torch.long)
+
+
+def _save(model: torch.nn.Module, tokenizer, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out))
+    tokenizer.save_pretrained(str(out))
+
+
+def build_zoo(
+    out_dir: str | Path,
+    seed: int = 0,
+    size: str = "cpu",
+    device: str = "cpu",
+    command: str | None = None,
+    log: Callable[[str], None] = print,
+    overrides: dict | None = None,
+) -> dict:
+    """Build a complete zoo in ``out_dir``; return its manifest (also written as ``zoo.json``)."""
+    t_start = time.time()
+    preset = dataclasses.replace(SIZES[size], **(overrides or {}))  # overrides: design studies
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if device == "cpu":
+        torch.use_deterministic_algorithms(True)
+
+    tokenizer = make_tokenizer(out / "tokenizer")
+    vocab = {w: i for i, w in enumerate(vocabulary())}
+    special = {"pad": vocab["<pad>"], "bos": vocab["<s>"], "eos": vocab["</s>"]}
+
+    def encode(text: str) -> list[int]:
+        return [vocab[w] for w in text.split()]
+
+    # evaluation splits first, so that no training example repeats one of them
+    splits, banned = _make_splits(seed, preset)
+    (out / tasks.DATA_DIR).mkdir(exist_ok=True)
+    split_info: dict[str, dict] = {}
+    for name, (questions, problems) in splits.items():
+        data_file = f"{name}.jsonl"
+        n = tasks.write_jsonl(out / tasks.DATA_DIR / data_file, questions, problems)
+        task, desc = SPLITS[name]
+        yaml_path = tasks.write_task(out, task, data_file, desc)
+        split_info[name] = {
+            "task": task,
+            "yaml": str(yaml_path.relative_to(out)),
+            "data": f"{tasks.DATA_DIR}/{data_file}",
+            "n": n,
+            "description": desc,
+        }
+
+    timings: dict[str, float] = {}
+    t = time.time()
+    stream = _base_stream(seed, preset, vocab, banned)
+    log(f"[data] {stream.numel()} base tokens ({time.time() - t:.0f}s)")
+    base = make_model(preset, len(vocab), seed, special)
+    n_params = sum(p.numel() for p in base.parameters())
+    log(f"[base] {n_params} parameters, {preset.layers} layers")
+    base_losses = pretrain(base, stream, preset, seed, device, log)
+    _save(base, tokenizer, out / "base")
+    timings["base"] = time.time() - t
+
+    sources = {
+        "math": (corpus.math_examples, "English two-step word problems"),
+        "lang": (corpus.lang_examples, "L one-step word problems and L reading comprehension"),
+    }
+    ft_losses: dict[str, float] = {}
+    for i, (name, (make, _desc)) in enumerate(sources.items()):
+        t = time.time()
+        pairs = make(_rng(seed, f"{name}-data"), preset.ft_examples, banned)
+        model = make_model(preset, len(vocab), seed, special)
+        model.load_state_dict(base.state_dict())
+        losses = finetune(
+            model, encode_pairs(pairs, encode, special["eos"]), preset, seed + 1 + i,
+            special["pad"], device, log, name,
+        )  # fmt: skip
+        ft_losses[name] = losses[-1]
+        _save(model, tokenizer, out / name)
+        timings[name] = time.time() - t
+
+    manifest = {
+        "format": MANIFEST_VERSION,
+        "seed": seed,
+        "size": size,
+        "size_config": preset.to_dict(),
+        "overrides": overrides or {},
+        "command": command
+        or f"mergekit-evo zoo build {shlex.quote(str(out_dir))} "
+        f"--size {size} --seed {seed} --device {device}",
+        "tokenizer": "tokenizer",
+        "vocab_size": len(vocab),
+        "architecture": "LlamaForCausalLM",
+        "params_per_model": n_params,
+        "models": {
+            "base": {
+                "path": "base",
+                "role": "base",
+                "trained_on": "mixture "
+                + json.dumps(corpus.BASE_MIXTURE | {"onestep_mix": preset.problem_mix}),
+                "final_loss": round(base_losses[-1], 4),
+            },
+            **{
+                name: {
+                    "path": name,
+                    "role": "source",
+                    "finetuned_from": "base",
+                    "trained_on": desc,
+                    "final_loss": round(ft_losses[name], 4),
+                }
+                for name, (_, desc) in sources.items()
+            },
+        },
+        "target": "two-step word problems in L (needs MATH's chaining and LANG's reading of L)",
+        "splits": split_info,
+        "tasks_dir": tasks.TASKS_DIR,
+        "device": device,
+        "build_seconds": {k: round(v, 1) for k, v in timings.items()}
+        | {"total": round(time.time() - t_start, 1)},
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "transformers": __import__("transformers").__version__,
+        },
+        "argv": sys.argv,
+    }
+    (out / "zoo.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return manifest

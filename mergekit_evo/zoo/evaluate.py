@@ -1,0 +1,135 @@
+"""Greedy-decoding accuracy on a zoo split, and a hand task-arithmetic merge, for sanity checks.
+
+Why not lm-eval here: the zoo must be checkable while it is built (and in seconds in tests); the
+real fitness goes through lm-eval in ``mergekit_evo.fitness`` using the YAML in ``OUT/tasks``.
+The scoring rule matches those tasks: the number after ``####`` (else the last number) must equal
+the number after ``####`` in the reference answer.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import torch
+
+from mergekit_evo.zoo.corpus import prompt
+
+_STRICT = re.compile(r"#### (-?\d+)")
+_NUMBER = re.compile(r"-?\d+")
+
+
+def extract_answer(text: str) -> str | None:
+    """The number after the first ``####``, else the last number in ``text``."""
+    m = _STRICT.search(text)
+    if m:
+        return m.group(1)
+    nums = _NUMBER.findall(text)
+    return nums[-1] if nums else None
+
+
+def load_split(path: str | Path) -> list[dict]:
+    """Records of a zoo jsonl split (``question``, ``answer``)."""
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+@torch.no_grad()
+def generate(
+    model, tokenizer, prompts: Sequence[str], max_new_tokens: int = 32, batch_size: int = 100
+) -> list[str]:
+    """Greedy continuations (left-padded batches, stopping at ``</s>``)."""
+    tokenizer.padding_side = "left"
+    model.eval()
+    out: list[str] = []
+    for i in range(0, len(prompts), batch_size):
+        enc = tokenizer(list(prompts[i : i + batch_size]), return_tensors="pt", padding=True)
+        enc = {k: v.to(model.device) for k, v in enc.items()}
+        gen = model.generate(
+            **enc,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        )
+        new = gen[:, enc["input_ids"].shape[1] :]
+        out.extend(tokenizer.batch_decode(new, skip_special_tokens=True))
+    return out
+
+
+def accuracy(model, tokenizer, records: Sequence[Mapping[str, str]], **kw) -> float:
+    """Fraction of records whose generated answer number matches the reference."""
+    outs = generate(model, tokenizer, [prompt(r["question"]) for r in records], **kw)
+    gold = [extract_answer(r["answer"]) for r in records]
+    return sum(extract_answer(o) == g for o, g in zip(outs, gold, strict=True)) / len(records)
+
+
+def task_arithmetic(
+    base: Mapping[str, torch.Tensor],
+    tuned: Sequence[Mapping[str, torch.Tensor]],
+    scales: Sequence[float],
+) -> dict[str, torch.Tensor]:
+    """``base + sum_i scale_i * (tuned_i - base)``, tensor by tensor (float32)."""
+    merged = {k: v.float().clone() for k, v in base.items()}
+    for sd, s in zip(tuned, scales, strict=True):
+        for k in merged:
+            merged[k] += s * (sd[k].float() - base[k].float())
+    return merged
+
+
+def task_vector_stats(
+    base: Mapping[str, torch.Tensor], a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor]
+) -> dict[str, float]:
+    """Relative norms of the two task vectors and their cosine (the merge-friendliness check)."""
+    flat = lambda sd: torch.cat([sd[k].float().flatten() for k in sorted(base)])  # noqa: E731
+    w, da, db = flat(base), flat(a) - flat(base), flat(b) - flat(base)
+    return {
+        "rel_norm_a": float(da.norm() / w.norm()),
+        "rel_norm_b": float(db.norm() / w.norm()),
+        "cosine": float(torch.dot(da, db) / (da.norm() * db.norm() + 1e-12)),
+    }
+
+
+def sanity_table(zoo_dir: str | Path, max_records: int | None = None, device: str = "cpu") -> dict:
+    """Accuracy of base / MATH / LANG / base+dMATH+dLANG on every split, plus task-vector stats."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    zoo_dir = Path(zoo_dir)
+    manifest = json.loads((zoo_dir / "zoo.json").read_text())
+    tok = AutoTokenizer.from_pretrained(str(zoo_dir / manifest["tokenizer"]))
+    models = {
+        name: AutoModelForCausalLM.from_pretrained(str(zoo_dir / m["path"]), dtype=torch.float32)
+        for name, m in manifest["models"].items()
+    }
+    sds = {k: m.state_dict() for k, m in models.items()}
+    merged = AutoModelForCausalLM.from_pretrained(
+        str(zoo_dir / manifest["models"]["base"]["path"]), dtype=torch.float32
+    )
+    merged.load_state_dict(task_arithmetic(sds["base"], [sds["math"], sds["lang"]], [1.0, 1.0]))
+    models["base+dMATH+dLANG"] = merged
+    models = {k: m.to(device) for k, m in models.items()}
+    table: dict[str, dict[str, float]] = {}
+    for split, info in manifest["splits"].items():
+        records = load_split(zoo_dir / info["data"])[:max_records]
+        table[split] = {name: accuracy(m, tok, records) for name, m in models.items()}
+    return {
+        "accuracy": table,
+        "task_vectors": task_vector_stats(sds["base"], sds["math"], sds["lang"]),
+    }
+
+
+def format_table(result: dict) -> str:
+    """Markdown table of ``sanity_table`` output (splits as rows, models as columns)."""
+    acc = result["accuracy"]
+    names = list(next(iter(acc.values())))
+    lines = ["| split | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for split, row in acc.items():
+        lines.append(f"| {split} | " + " | ".join(f"{100 * row[n]:.1f}" for n in names) + " |")
+    tv = result["task_vectors"]
+    lines.append(
+        f"\n|dMATH|/|base| = {tv['rel_norm_a']:.4f}, |dLANG|/|base| = {tv['rel_norm_b']:.4f}, "
+        f"cos(dMATH, dLANG) = {tv['cosine']:.3f}"
+    )
+    return "\n".join(lines)

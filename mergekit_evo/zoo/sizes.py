@@ -1,0 +1,61 @@
+"""Model and training presets: ``tiny`` (tests, seconds), ``cpu`` (committed fixture), ``gpu``.
+
+Why presets rather than flags: a zoo is only meaningful as a whole (model width, data budget and
+fine-tune strength are tuned together so that task vectors stay small and nearly orthogonal), and
+``zoo.json`` records the preset by name and value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class ZooSize:
+    """Everything that differs between zoo sizes."""
+
+    name: str
+    hidden: int
+    layers: int
+    heads: int
+    intermediate: int
+    seq_len: int  # packed pretraining sequence length
+    base_steps: int
+    base_batch: int
+    base_lr: float
+    base_tokens: int  # distinct pretraining tokens generated (cycled through)
+    ft_steps: int
+    ft_batch: int
+    ft_lr: float
+    ft_examples: int  # distinct fine-tuning examples per source
+    search_n: int  # target problems used as search fitness
+    heldout_n: int  # target problems reserved for the report
+    skill_n: int  # per-source-skill evaluation problems
+    warmup_frac: float = 0.05
+    problem_mix: float = 0.0  # base-mixture weight of code-switched word problems
+    problem_switch_rate: float = 0.2  # their maximum per-word L rate
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+SIZES: dict[str, ZooSize] = {
+    "tiny": ZooSize(
+        name="tiny", hidden=32, layers=8, heads=4, intermediate=64, seq_len=64,
+        base_steps=12, base_batch=8, base_lr=3e-3, base_tokens=12 * 8 * 64,
+        ft_steps=4, ft_batch=8, ft_lr=1e-3, ft_examples=64,
+        search_n=16, heldout_n=16, skill_n=16,
+    ),
+    "cpu": ZooSize(
+        name="cpu", hidden=64, layers=8, heads=4, intermediate=192, seq_len=128,
+        base_steps=900, base_batch=32, base_lr=3e-3, base_tokens=2_000_000,
+        ft_steps=250, ft_batch=32, ft_lr=1e-3, ft_examples=8000,
+        search_n=200, heldout_n=400, skill_n=200,
+    ),
+    "gpu": ZooSize(
+        name="gpu", hidden=384, layers=8, heads=6, intermediate=1024, seq_len=256,
+        base_steps=1800, base_batch=128, base_lr=1.5e-3, base_tokens=24_000_000,
+        ft_steps=400, ft_batch=64, ft_lr=1e-4, ft_examples=25600,
+        search_n=400, heldout_n=400, skill_n=400,
+    ),
+}  # fmt: skip

@@ -1,0 +1,54 @@
+"""Word-level tokenizer for the zoo: one token per word, per integer 0..99 and per symbol.
+
+Why word-level: at a few hundred thousand parameters every sub-word merge costs capacity, and the
+corpus is closed (``corpus.all_words`` + ``language``), so a fixed vocabulary covers it exactly.
+It is a plain ``PreTrainedTokenizerFast`` (``tokenizer.json``), so ``AutoTokenizer`` loads it
+offline, as do MergeKit and lm-eval.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+SPECIALS: tuple[str, ...] = ("<pad>", "<unk>", "<s>", "</s>")
+
+
+def vocabulary() -> list[str]:
+    """The full, ordered vocabulary (fixed: identical for every seed and size)."""
+    from mergekit_evo.zoo.corpus import all_words
+    from mergekit_evo.zoo.language import ENGLISH_WORDS, L_WORDS, NAMES
+
+    vocab: list[str] = []
+    for tok in (*SPECIALS, *all_words(), *NAMES, *ENGLISH_WORDS, *L_WORDS):
+        if tok not in vocab:
+            vocab.append(tok)
+    return vocab
+
+
+def make_tokenizer(out_dir: str | Path | None = None):  # -> PreTrainedTokenizerFast
+    """Build (and, given ``out_dir``, save) the zoo tokenizer."""
+    import transformers
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+
+    vocab = {tok: i for i, tok in enumerate(vocabulary())}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    # words are space separated by construction; also split . ? , ! off words typed by hand
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.WhitespaceSplit(),
+            pre_tokenizers.Split(Regex(r"[.?,!]"), behavior="isolated"),
+        ]
+    )
+    tok.decoder = decoders.WordPiece(prefix="@@@", cleanup=False)  # joins with spaces
+    fast = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token="<pad>",
+        unk_token="<unk>",
+        bos_token="<s>",
+        eos_token="</s>",
+        model_max_length=512,
+        clean_up_tokenization_spaces=False,
+    )
+    if out_dir is not None:
+        fast.save_pretrained(str(out_dir))
+    return fast

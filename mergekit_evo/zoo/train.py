@@ -1,0 +1,157 @@
+"""Pretraining (packed documents, loss everywhere) and fine-tuning (loss on answers only).
+
+Why a hand-written loop instead of ``transformers.Trainer``: determinism and speed at this scale.
+Batches come from a ``torch.Generator`` seeded by the build seed, the model from
+``torch.manual_seed``, and CPU kernels run under ``torch.use_deterministic_algorithms``, so a
+fixed seed on one machine gives byte-identical weights.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+
+import torch
+
+from mergekit_evo.zoo.sizes import ZooSize
+
+Log = Callable[[str], None]
+
+
+def make_model(size: ZooSize, vocab_size: int, seed: int, special_ids: dict[str, int]):
+    """A freshly initialised Llama causal LM (float32)."""
+    import transformers
+
+    cfg = transformers.LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=size.hidden,
+        intermediate_size=size.intermediate,
+        num_hidden_layers=size.layers,
+        num_attention_heads=size.heads,
+        num_key_value_heads=size.heads,
+        max_position_embeddings=512,
+        tie_word_embeddings=False,
+        bos_token_id=special_ids["bos"],
+        eos_token_id=special_ids["eos"],
+        pad_token_id=special_ids["pad"],
+    )
+    torch.manual_seed(seed)
+    model = transformers.LlamaForCausalLM(cfg)
+    model.generation_config.pad_token_id = special_ids["pad"]
+    model.generation_config.eos_token_id = special_ids["eos"]
+    model.generation_config.bos_token_id = special_ids["bos"]
+    return model
+
+
+def _lr_at(step: int, total: int, peak: float, warmup_frac: float) -> float:
+    """Linear warm-up then cosine decay to 10% of peak."""
+    warm = max(1, int(total * warmup_frac))
+    if step < warm:
+        return peak * (step + 1) / warm
+    t = (step - warm) / max(1, total - warm)
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def _optimizer(model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95), eps=1e-8)
+
+
+def _run(
+    model: torch.nn.Module,
+    batches: Callable[[int], tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]],
+    steps: int,
+    lr: float,
+    warmup_frac: float,
+    device: str,
+    log: Log,
+    tag: str,
+) -> list[float]:
+    """The shared optimisation loop; ``batches(step)`` gives (input_ids, attention_mask, labels)."""
+    model.to(device).train()
+    opt = _optimizer(model, lr)
+    use_bf16 = device.startswith("cuda")
+    losses: list[float] = []
+    t0 = time.time()
+    for step in range(steps):
+        for g in opt.param_groups:
+            g["lr"] = _lr_at(step, steps, lr, warmup_frac)
+        ids, mask, labels = (None if t is None else t.to(device) for t in batches(step))
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
+            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        losses.append(float(loss.detach()))
+        if step % max(1, steps // 10) == 0 or step == steps - 1:
+            log(f"[{tag}] step {step + 1}/{steps} loss {loss.item():.4f} ({time.time() - t0:.0f}s)")
+    model.eval().to("cpu")
+    return losses
+
+
+def pretrain(
+    model: torch.nn.Module,
+    stream: torch.Tensor,
+    size: ZooSize,
+    seed: int,
+    device: str = "cpu",
+    log: Log = print,
+) -> list[float]:
+    """Causal-LM pretraining on a packed token stream (documents joined by ``</s>``)."""
+    n_seq = stream.numel() // size.seq_len
+    seqs = stream[: n_seq * size.seq_len].view(n_seq, size.seq_len)
+    gen = torch.Generator().manual_seed(seed)
+    order = torch.empty(0, dtype=torch.long)
+
+    def batches(step: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        nonlocal order
+        while order.numel() < size.base_batch:  # cycle through epochs, reshuffled each time
+            order = torch.cat([order, torch.randperm(n_seq, generator=gen)])
+        idx, order = order[: size.base_batch], order[size.base_batch :]
+        ids = seqs[idx]
+        return ids, None, ids  # no mask: every position is real, SDPA takes its causal path
+
+    return _run(
+        model, batches, size.base_steps, size.base_lr, size.warmup_frac, device, log, "base"
+    )
+
+
+def encode_pairs(
+    pairs: Sequence[tuple[str, str]], encode: Callable[[str], list[int]], eos_id: int
+) -> list[tuple[list[int], list[int]]]:
+    """(prompt, answer) strings -> (prompt ids, answer ids + eos)."""
+    return [(encode(p), encode(a) + [eos_id]) for p, a in pairs]
+
+
+def finetune(
+    model: torch.nn.Module,
+    examples: Sequence[tuple[list[int], list[int]]],
+    size: ZooSize,
+    seed: int,
+    pad_id: int,
+    device: str = "cpu",
+    log: Log = print,
+    tag: str = "ft",
+) -> list[float]:
+    """Supervised fine-tuning with the loss on answer tokens only (prompt and padding masked)."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def batches(step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        idx = torch.randint(len(examples), (size.ft_batch,), generator=gen).tolist()
+        rows = [examples[i] for i in idx]
+        width = max(len(p) + len(a) for p, a in rows)
+        ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+        labels = torch.full_like(ids, -100)
+        mask = torch.zeros_like(ids)
+        for r, (p, a) in enumerate(rows):
+            n = len(p) + len(a)
+            ids[r, :n] = torch.tensor(p + a)
+            labels[r, len(p) : n] = torch.tensor(a)
+            mask[r, :n] = 1
+        return ids, mask, labels
+
+    return _run(model, batches, size.ft_steps, size.ft_lr, size.warmup_frac, device, log, tag)
