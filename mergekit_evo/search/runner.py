@@ -122,19 +122,47 @@ class Search:
         from mergekit_evo.search.scoring import Scorer
 
         _check_same_search(self.rundir, self.cfg)
-        if self.cfg.mode in ("ps", "ps_dfs"):
-            from mergekit_evo.space.ps import PSSpace
-
-            PSSpace.from_config(self.cfg)
-        if self.cfg.mode == "dfs":
-            from mergekit_evo.space.dfs import DFSSpace
-
-            DFSSpace.from_config(self.cfg)
+        self.check_start_recipes()
         self.scorer = Scorer(self.cfg.fitness, self.cfg.device)
+        if self.cfg.report is not None:  # fail now, not after the search, on a bad report task
+            self.report_scorer = Scorer(self.cfg.report, self.cfg.device, report=True)
         if self.builder is None:
             self.builder = DiskCandidateBuilder(
                 device=self.cfg.device, dtype=self.cfg.dtype, random_seed=self.cfg.merge_seed
             )
+
+    def check_start_recipes(self) -> None:
+        """MergeKit (and the dfs compiler) accept the start point's recipe: catches mismatched
+        architectures or bad fixed parameters before any trial, reading only config.json."""
+        from mergekit_evo.methods import RecipeError, load_recipe
+        from mergekit_evo.methods.dfs import compile_dfs
+
+        cfg = self.cfg
+        try:
+            if cfg.mode in ("ps", "ps_dfs"):
+                from mergekit_evo.space.ps import PSSpace
+
+                ps = PSSpace.from_config(cfg)
+                load_recipe(ps.recipe(ps.vector.x0()))
+            if cfg.mode == "dfs":
+                from mergekit_evo.space.dfs import DFSSpace
+
+                dfs = DFSSpace.from_config(cfg)
+                compile_dfs(load_recipe(dfs.recipe(dfs.vector.x0())))
+            if cfg.mode == "ps_dfs" and not cfg.ps_dfs.ps_candidates_multiplier:
+                from mergekit_evo.space.dfs import DFSSpace
+
+                ref = cfg.base_model or next(iter(cfg.models.values()))
+                partner = cfg.model_path(cfg.ps_dfs.partner or list(cfg.models)[-1])
+                dfs = DFSSpace.from_config(cfg, model_paths=[ref, partner])
+                compile_dfs(load_recipe(dfs.recipe(dfs.vector.x0())))
+        except RecipeError as e:
+            field = {"ps": "ps", "dfs": "dfs.models", "ps_dfs": "ps_dfs.partner"}[cfg.mode]
+            raise ConfigError([(field, f"MergeKit rejects the start recipe: {e}")]) from None
+        except ValueError as e:  # MergeKit's own pydantic validation of the recipe
+            if isinstance(e, ConfigError):
+                raise
+            raise ConfigError([("ps", f"MergeKit rejects the start recipe: {e}")]) from None
 
     def create(self) -> None:
         self.rundir.create()
@@ -440,7 +468,9 @@ class Search:
         from mergekit_evo.search.scoring import Scorer
 
         assert self.cfg.report is not None and self.builder is not None
-        scorer = Scorer(self.cfg.report, self.cfg.device, report=True)
+        scorer = getattr(self, "report_scorer", None) or Scorer(
+            self.cfg.report, self.cfg.device, report=True
+        )
         out: dict[str, Any] = {"sources": {}}
         for name, path in self.cfg.models.items():
             cand = self.builder.load(path)

@@ -180,3 +180,25 @@ def test_example_recipes_are_valid(recipe):
     zoo = recipe.parent.parent / "fixtures" / "zoo" / "base"
     cfg = load_search_config(recipe, deep=zoo.is_dir())  # full checks once the zoo is there
     assert cfg.fitness.tasks
+
+
+def test_incompatible_dfs_models_and_bad_report_task_fail_up_front(models, tmp_path, monkeypatch):
+    from mergekit_evo.cli import main
+
+    odd = tmp_path / "odd"
+    make_model(odd, num_layers=2, hidden=48, seed=5)  # a different width: layers cannot chain
+    _forbid_loading(monkeypatch)
+    doc = _base(models, "dfs")
+    doc["models"]["lang"] = str(odd)
+    (tmp_path / "a.yml").write_text(yaml.safe_dump(doc))
+    res = CliRunner().invoke(
+        main, ["search", str(tmp_path / "a.yml"), "--out", str(tmp_path / "r")]
+    )
+    assert res.exit_code != 0 and "dfs.models" in res.output and "hidden_size" in res.output
+    doc = _set(_base(models), "report", {"tasks": ["no_such_report_task"]})
+    (tmp_path / "b.yml").write_text(yaml.safe_dump(doc))
+    res = CliRunner().invoke(
+        main, ["search", str(tmp_path / "b.yml"), "--out", str(tmp_path / "r")]
+    )
+    assert res.exit_code != 0 and "no_such_report_task" in res.output
+    assert not (tmp_path / "r").exists()
