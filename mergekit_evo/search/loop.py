@@ -7,6 +7,7 @@ CMA-ES sampler coordinates the generations through the storage.
 
 from __future__ import annotations
 
+import math
 import time
 import traceback
 import warnings
@@ -171,6 +172,8 @@ def run_stage(
         try:
             with heartbeat(study, trial):
                 ev = evaluate(recipe, trial.number, workdir)
+            if not all(math.isfinite(v) for v in [ev.fitness, *ev.values]):
+                raise ValueError(f"non-finite fitness {ev.fitness} (values {ev.values})")
         except KeyboardInterrupt:
             trial.set_user_attr("fail_reason", "interrupted by the user")
             trial.set_user_attr("interrupted", True)

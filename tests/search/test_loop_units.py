@@ -54,6 +54,8 @@ def test_failed_candidates_are_failed_trials_and_the_search_goes_on(tmp_path):
     def flaky(recipe: dict[str, Any], number: int, workdir: Path) -> Evaluation:
         if number in (2, 5):
             raise ValueError(f"cannot merge candidate {number}")
+        if number == 7:
+            return Evaluation(fitness=float("nan"), values=[float("nan")])
         return _quad(recipe, number, workdir)
 
     lines: list[str] = []
@@ -61,10 +63,11 @@ def test_failed_candidates_are_failed_trials_and_the_search_goes_on(tmp_path):
         study, ToySpace(), flaky, rd, StopRule(max_trials=10, population_size=4), log=lines.append
     )
     failed = study.get_trials(states=(TrialState.FAIL,))
-    assert [t.number for t in failed] == [2, 5]
+    assert [t.number for t in failed] == [2, 5, 7]
     assert failed[0].user_attrs["fail_reason"] == "ValueError: cannot merge candidate 2"
-    assert res.n_complete == 8 and res.n_failed == 2  # failures count against the budget
-    assert sum("FAILED" in line for line in lines) == 2
+    assert "non-finite fitness" in failed[2].user_attrs["fail_reason"]
+    assert res.n_complete == 7 and res.n_failed == 3  # failures count against the budget
+    assert sum("FAILED" in line for line in lines) == 3
     assert all((rd.trials / f"{n:05d}.yml").exists() for n in range(10))
 
 
