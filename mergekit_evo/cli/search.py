@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 
+if TYPE_CHECKING:
+    from mergekit_evo.config import SearchConfig
 
-def _load(config: str, **overrides):  # type: ignore[no-untyped-def]
+
+def _load(config: str, **overrides: Any) -> SearchConfig:
     from mergekit_evo.config import ConfigError, load_search_config
     from mergekit_evo.search.runner import apply_overrides
 
@@ -35,7 +40,7 @@ def _quiet() -> None:
         pass
 
 
-def _run(cfg, out: str, save_champion: bool, role: str) -> None:  # type: ignore[no-untyped-def]
+def _run(cfg: SearchConfig, out: str, save_champion: bool, role: str) -> None:
     from mergekit_evo.config import ConfigError
     from mergekit_evo.search.runner import run_search
 
@@ -72,7 +77,7 @@ _common = [
 ]
 
 
-def _with_common(f):  # type: ignore[no-untyped-def]
+def _with_common(f: Callable[..., Any]) -> Callable[..., Any]:
     for opt in reversed(_common):
         f = opt(f)
     return f

@@ -81,13 +81,12 @@ def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
     """The completed trial with the highest scalar fitness (ties: the earliest)."""
     from optuna.trial import TrialState
 
-    best = None
+    best: optuna.trial.FrozenTrial | None = None
+    best_f = -math.inf
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         f = _fitness(t)
-        if f is None:
-            continue
-        if best is None or f > _fitness(best):  # type: ignore[operator]
-            best = t
+        if f is not None and (best is None or f > best_f):
+            best, best_f = t, f
     return best
 
 

@@ -341,15 +341,14 @@ class Search:
                 from mergekit_evo.space.ps_dfs import PSDFSSpace
 
                 ps_study = studies[0][1]
-                probe = open_study(self.storage, self.study_names()["dfs"], None)  # type: ignore[arg-type]
+                probe = open_study(self.storage, self.study_names()["dfs"], None)
                 # the PS recipes DFS builds on are fixed once, in the study, so a resumed run
                 # or another worker uses the same ones
                 recipes = probe.user_attrs.get("ps_recipes")
                 while not recipes and self.role != "search":  # the search picks them
                     time.sleep(2.0)
-                    recipes = open_study(self.storage, probe.study_name, None).user_attrs.get(  # type: ignore[arg-type]
-                        "ps_recipes"
-                    )
+                    again = open_study(self.storage, probe.study_name, None)
+                    recipes = again.user_attrs.get("ps_recipes")
                 if not recipes:
                     recipes = self.ps_candidates(ps_study)
                     probe.set_user_attr("ps_recipes", recipes)

@@ -107,10 +107,10 @@ def population_size(opt: OptimizerConfig, n_dims: int) -> int:
 def open_study(
     storage: optuna.storages.BaseStorage,
     name: str,
-    sampler: optuna.samplers.BaseSampler,
+    sampler: optuna.samplers.BaseSampler | None,
     n_objectives: int = 1,
 ) -> optuna.Study:
-    """Create or reopen a study (maximising every objective)."""
+    """Create or reopen a study (maximising every objective); ``sampler`` None: read-only use."""
     import optuna
 
     return optuna.create_study(
