@@ -118,6 +118,16 @@ def test_ps_dfs_search_with_report_split(family, tmp_path):
     best = yaml.safe_load((run / "best.yml").read_text())
     assert best["parameters"]["dfs_models"] == ["ps", str(family["lang"])]
     assert best["parameters"]["ps_method"] == "dare_ties"
+    # plain mergekit-yaml rebuilds the PS+DFS champion (both stages, one document) exactly
+    again = tmp_path / "again"
+    subprocess.run(
+        [str(MERGEKIT_YAML), str(run / "best.yml"), str(again), "--random-seed", "0"],
+        check=True,
+        capture_output=True,
+    )
+    a, b = _tensors(run / "champion"), _tensors(again)
+    assert a.keys() == b.keys() and a
+    assert all(torch.equal(a[k], b[k]) for k in a)
     rep = metrics["report"]
     assert set(rep["sources"]) == {"math", "lang"}
     assert 0.0 <= rep["champion"]["score"] <= 1.0
