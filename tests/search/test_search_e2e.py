@@ -134,6 +134,15 @@ def test_ps_dfs_search_with_report_split(family, tmp_path):
     assert (run / "ps_best.yml").exists()
     assert any(line.startswith("trial") and "best" in line for line in lines)
 
+    # a larger budget resumes the DFS stage only, on the same PS recipes, without re-scoring
+    more: list[str] = []
+    hybrid_merge(path, run, max_trials=10, save_champion=True, log=more.append)
+    rows2 = list(csv.DictReader((run / "trials.csv").open()))
+    assert [r for r in rows2 if r["stage"] == "ps"] == [r for r in rows if r["stage"] == "ps"]
+    assert len([r for r in rows2 if r["stage"] == "dfs"]) == 6
+    assert not any(line.startswith("baseline") for line in more)
+    assert yaml.safe_load((run / "best.yml").read_text())["models"] == best["models"]
+
 
 def test_two_objectives_with_nsga2_write_a_pareto_set(family, tmp_path):
     fitness = {
