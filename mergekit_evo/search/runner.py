@@ -110,9 +110,21 @@ class Search:
         self.log = log
         self.builder = builder
         self.scorer: Scorer | None = None
-        self.storage_url = cfg.storage or self.rundir.storage_url
-        self.owner = role == "search" and cfg.storage is None
+        remembered = self._remembered_storage()
+        self.storage_url = cfg.storage or remembered or self.rundir.storage_url
+        # alone on the study: the default SQLite file in RUN_DIR, so RUNNING trials are dead
+        self.owner = role == "search" and self.storage_url == self.rundir.storage_url
         self.two_stage = cfg.mode == "ps_dfs"
+
+    def _remembered_storage(self) -> str | None:
+        """A rerun without ``--storage`` resumes where the first run kept its study."""
+        info = self.rundir.root / "run.json"
+        if not info.exists():
+            return None
+        try:
+            return json.loads(info.read_text()).get("storage")
+        except (OSError, ValueError):
+            return None
 
     # -- setup ------------------------------------------------------------------------------
 

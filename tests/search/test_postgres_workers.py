@@ -66,4 +66,14 @@ def test_search_and_worker_share_one_study(family, tmp_path):
     gens = {t.system_attrs.get("cma:generation") for t in complete} - {None}
     assert len(gens) >= 2  # CMA-ES generations advanced across both processes
     assert (tmp_path / "s" / "metrics.json").exists()
+    # rerun without --storage: run.json remembers the PostgreSQL study, nothing new to do
+    again = subprocess.run(
+        [str(EXE), "search", str(cfg), "--out", str(tmp_path / "s")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert not (tmp_path / "s" / "study.db").exists()
+    assert len(study.get_trials()) == len(trials)
     optuna.delete_study(study_name=f"{name}-ps", storage=storage_url(URL))
