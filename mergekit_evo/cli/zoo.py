@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import sys
 import time
 
 import click
@@ -33,7 +32,10 @@ def build_command(out_dir: str, device: str, seed: int, size: str, sanity: bool)
 
     from mergekit_evo.zoo.build import build_zoo
 
-    command = "mergekit-evo " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = (
+        f"mergekit-evo zoo build {shlex.quote(out_dir)} --size {size} --seed {seed} "
+        f"--device {device}" + (" --sanity" if sanity else "")
+    )
     t0 = time.time()
     log = lambda msg: click.echo(msg, err=True)  # noqa: E731
     manifest = build_zoo(out_dir, seed=seed, size=size, device=device, command=command, log=log)

@@ -93,12 +93,29 @@ def build_zoo(
     overrides: dict | None = None,
 ) -> dict:
     """Build a complete zoo in ``out_dir``; return its manifest (also written as ``zoo.json``)."""
+    prev = torch.are_deterministic_algorithms_enabled()
+    if device == "cpu":  # restored afterwards: callers (e.g. a pytest session) keep their setting
+        torch.use_deterministic_algorithms(True)
+    try:
+        return _build(out_dir, seed, size, device, command, log, overrides)
+    finally:
+        torch.use_deterministic_algorithms(prev)
+
+
+def _build(
+    out_dir: str | Path,
+    seed: int = 0,
+    size: str = "cpu",
+    device: str = "cpu",
+    command: str | None = None,
+    log: Callable[[str], None] = print,
+    overrides: dict | None = None,
+) -> dict:
+    """The pipeline behind :func:`build_zoo`."""
     t_start = time.time()
     preset = dataclasses.replace(SIZES[size], **(overrides or {}))  # overrides: design studies
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if device == "cpu":
-        torch.use_deterministic_algorithms(True)
 
     tokenizer = make_tokenizer(out / "tokenizer")
     vocab = {w: i for i, w in enumerate(vocabulary())}
