@@ -96,7 +96,11 @@ class PlantedProblem:
             }
         if self.kind == "ps_dfs":
             cfg["ps_dfs"] = {"partner": "ft2"}
-        cfg.update(extra)
+        for key, value in extra.items():  # one level deep: {"dfs": {"repeats": 3}} keeps the rest
+            if isinstance(value, dict) and isinstance(cfg.get(key), dict):
+                cfg[key] = {**cfg[key], **value}
+            else:
+                cfg[key] = value
         return cfg
 
     def to_json(self) -> dict[str, Any]:

@@ -1,4 +1,8 @@
-"""One planted problem per kind per test session (built in a temp folder, ~5 s each)."""
+"""One planted problem per kind per test session, built in a temp folder.
+
+Smaller than the benchmark's (64 sampled texts instead of 128) to keep CI short; the properties
+tested (optimum at the planted recipe, recovery within a loose tolerance) do not depend on it.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from mergekit_evo.planted.problem import PlantedProblem, build_problem
+from mergekit_evo.planted.problem import PlantedProblem, ProblemSettings, build_problem
+
+SETTINGS = ProblemSettings(n_texts=64)
 
 
 @pytest.fixture(scope="session")
@@ -16,12 +22,12 @@ def planted_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def ps_problem(planted_root: Path) -> PlantedProblem:
-    return build_problem(planted_root, "ps")
+    return build_problem(planted_root, "ps", SETTINGS)
 
 
 @pytest.fixture(scope="session")
 def dfs_problem(planted_root: Path) -> PlantedProblem:
-    return build_problem(planted_root, "dfs")
+    return build_problem(planted_root, "dfs", SETTINGS)
 
 
 @pytest.fixture(scope="session")
@@ -34,11 +40,14 @@ def scorer(ps_problem: PlantedProblem):  # -> Callable[[PlantedProblem, dict], f
 
     evaluators: dict[str, FitnessEvaluator] = {}
     builder = DiskCandidateBuilder(dtype="float32")
+    count = iter(range(10**6))
 
     def score(problem: PlantedProblem, recipe: dict) -> float:
         if problem.kind not in evaluators:
             evaluators[problem.kind] = FitnessEvaluator(problem.fitness_spec())
-        work = problem.root / "test-work"
+        # a fresh folder per build (a reused ps_dfs output path is read stale from MergeKit's
+        # LoaderCache)
+        work = problem.root / "test-work" / f"{next(count):04d}"
         cand = builder.build(recipe, work)
         try:
             return evaluators[problem.kind].score(cand.model, cand.tokenizer).score
