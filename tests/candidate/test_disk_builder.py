@@ -51,3 +51,35 @@ def test_bad_recipe_raises_before_writing(tmp_path):
     with pytest.raises(RecipeError):
         DiskCandidateBuilder().build(bad, tmp_path / "work")
     assert not (tmp_path / "work" / "model").exists()
+
+
+def test_ps_dfs_builds_at_one_path_are_not_stale_and_leave_no_loaders(tmp_path):
+    from mergekit.io.tasks import LoaderCache
+
+    base, m1, m2 = tmp_path / "base", tmp_path / "m1", tmp_path / "m2"
+    for i, p in enumerate((base, m1, m2)):
+        make_model(p, num_layers=2, seed=10 + i)
+
+    def recipe(w: float) -> dict:
+        return {
+            "merge_method": "ps_dfs",
+            "base_model": str(base),
+            "models": [{"model": str(m1), "parameters": {"weight": w}}],
+            "parameters": {
+                "ps_method": "task_arithmetic",
+                "dfs_models": ["ps", str(m2)],
+                "repeats": 1,
+                "indicators": [1.0, 1.0, -1.0, -1.0],
+            },
+            "dtype": "float32",
+        }
+
+    builder = DiskCandidateBuilder()
+    work = tmp_path / "work"
+    key = "model.layers.0.mlp.up_proj.weight"
+    first = load_file(next(builder.merge(recipe(0.2), work / "model").glob("*.safetensors")))
+    second = load_file(next(builder.merge(recipe(0.9), work / "model").glob("*.safetensors")))
+    tb, t1 = load_file(base / "model.safetensors"), load_file(m1 / "model.safetensors")
+    for out, w in ((first, 0.2), (second, 0.9)):
+        assert torch.allclose(out[key], tb[key] + w * (t1[key] - tb[key]), atol=1e-6)
+    assert not [r for r in LoaderCache().loaders if str(r.model.path).startswith(str(work))]
