@@ -25,6 +25,8 @@ stage names in ``dfs_models``.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,11 +132,13 @@ def run_ps_dfs(
     from mergekit.common import ModelReference
     from mergekit.config import InputModelDefinition, MergeConfiguration
 
-    from mergekit_evo.methods.run import run_passthrough, staged_output
+    from mergekit_evo.methods.run import evict_cached_loaders, run_passthrough, staged_output
 
     recipe = parse_ps_dfs(config)
     out = Path(out_path).absolute()
-    stage_root = out.parent / f".{out.name}.ps-stages"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # a fresh folder per run: MergeKit caches tensor loaders by model path for the whole process
+    stage_root = Path(tempfile.mkdtemp(prefix=f".{out.name}.ps-stages-", dir=out.parent))
     refs, configs = [], []
     for name in recipe.dfs_models:
         if name in recipe.stages:
@@ -163,6 +167,5 @@ def run_ps_dfs(
                 run_merge(recipe.stages[name], str(stage), options=options)
         run_passthrough(compiled, out_path, options, config_source, run_merge)
     finally:
-        import shutil
-
+        evict_cached_loaders(stage_root)
         shutil.rmtree(stage_root, ignore_errors=True)

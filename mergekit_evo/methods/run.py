@@ -53,6 +53,23 @@ def staged_output(out_path: str | os.PathLike) -> Iterator[Path]:
         os.replace(stage, out)
 
 
+def evict_cached_loaders(under: str | os.PathLike) -> int:
+    """Drop MergeKit's cached tensor loaders for models stored under ``under``.
+
+    ``LoaderCache.loaders`` is process-wide and never emptied: a loader for a scratch model (a
+    ps_dfs stage output) keeps the deleted file open, and a later merge reading a model at the
+    same path would get the stale tensors.  Returns how many loaders were dropped.
+    """
+    from mergekit.io.tasks import LoaderCache
+
+    root = os.path.join(os.path.abspath(under), "")
+    cache = LoaderCache()
+    stale = [ref for ref in list(cache.loaders) if os.path.abspath(ref.model.path).startswith(root)]
+    for ref in stale:
+        cache.loaders.pop(ref).flush()
+    return len(stale)
+
+
 # Per-layer config fields (e.g. Qwen2's ``layer_types``) of the merge in progress: MergeKit
 # only updates ``num_hidden_layers``, and transformers 5 refuses to save a config whose
 # per-layer lists disagree with it.

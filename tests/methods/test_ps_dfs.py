@@ -97,3 +97,27 @@ def test_top_k_form_feeds_several_ps_stages(family, tmp_path):
     got, want = _tensors(merge_recipe(doc, tmp_path / "one_doc")), _tensors(two_step)
     for name in want:
         assert torch.equal(got[name], want[name]), name
+
+
+def test_repeated_ps_dfs_in_one_process_reads_fresh_stage_outputs(family, tmp_path):
+    """MergeKit caches tensor loaders per path for the whole process: a second ps_dfs with
+    other PS weights, written to the same output path, must not reuse the first stage's."""
+    from mergekit.io.tasks import LoaderCache
+
+    def doc(weights):
+        d = {**_ps(family, weights), "merge_method": "ps_dfs"}
+        d["parameters"] = {
+            "ps_method": "task_arithmetic",
+            "dfs_models": ["ps"],
+            "repeats": 1,
+            "indicators": [1, 1],
+        }
+        return d
+
+    first = _tensors(merge_recipe(doc((0.7, 0.6)), tmp_path / "out"))
+    second = _tensors(merge_recipe(doc((0.1, 1.3)), tmp_path / "out"))
+    plain = _tensors(merge_recipe(_ps(family, (0.1, 1.3)), tmp_path / "plain"))
+    name = "model.layers.0.mlp.down_proj.weight"
+    assert not torch.equal(first[name], second[name])
+    assert torch.equal(second[name], plain[name])
+    assert not [r for r in LoaderCache().loaders if "ps-stages" in r.model.path]
