@@ -180,6 +180,10 @@ def test_example_recipes_are_valid(recipe):
     zoo = recipe.parent.parent / "fixtures" / "zoo" / "base"
     cfg = load_search_config(recipe, deep=zoo.is_dir())  # full checks once the zoo is there
     assert cfg.fitness.tasks
+    if zoo.is_dir() and cfg.fitness.include_path:  # the zoo's tasks and metric keys resolve
+        from mergekit_evo.search.scoring import Scorer
+
+        Scorer(cfg.fitness, "cpu")
 
 
 def test_incompatible_dfs_models_and_bad_report_task_fail_up_front(models, tmp_path, monkeypatch):
