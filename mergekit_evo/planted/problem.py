@@ -77,6 +77,7 @@ class PlantedProblem:
             "fitness": {
                 "tasks": [{"name": self.task, "metric": f"{_metric()},none"}],
                 "batch_size": self.settings.batch_size,
+                "include_path": [self.tasks_dir],
             },
             "optimizer": {"sampler": "cmaes", "seed": seed},
             "budget": {"max_trials": max_trials},
