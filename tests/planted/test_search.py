@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from mergekit_evo.planted import recipes
 from mergekit_evo.planted.metrics import summarize
 from mergekit_evo.planted.problem import PlantedProblem
@@ -28,8 +30,16 @@ def test_short_ps_search_recovers_planted_weights(ps_problem: PlantedProblem, tm
     assert run.trials[0].fitness is not None and champ.fitness > run.trials[0].fitness
 
 
-def test_mergekit_cma_baseline_uses_mergekit_settings(ps_problem: PlantedProblem, tmp_path):
-    from mergekit_evo.planted.baseline import run_mergekit_cma
+def test_mergekit_cma_baseline_uses_mergekit_settings(
+    ps_problem: PlantedProblem, tmp_path: Path, scorer
+) -> None:
+    import numpy as np
+
+    from mergekit_evo.planted.baseline import genome_recipe, mergekit_genome, run_mergekit_cma
+
+    # MergeKit's genome reaches the same optimum: the planted weights give the planted fitness
+    at_planted = genome_recipe(mergekit_genome(ps_problem), np.array(recipes.PS_WEIGHTS))
+    assert scorer(ps_problem, at_planted) == pytest.approx(ps_problem.planted_fitness, abs=1e-6)
 
     run = run_mergekit_cma(ps_problem, tmp_path / "cma", budget=3, seed=0)
     assert run.x0 == [0.5, 0.5] and run.sigma0 == 1 / 6 and run.popsize == 6
