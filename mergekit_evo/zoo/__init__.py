@@ -13,10 +13,12 @@ accuracy), ``build`` (the whole pipeline and ``zoo.json``).
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = ["build_zoo"]
 
 
-def build_zoo(*args, **kwargs):  # noqa: ANN002, ANN003 - thin lazy re-export
+def build_zoo(*args: Any, **kwargs: Any) -> dict:
     """Build a zoo; see :func:`mergekit_evo.zoo.build.build_zoo` (imported lazily: torch)."""
     from mergekit_evo.zoo.build import build_zoo as _build
 
