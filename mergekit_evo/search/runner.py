@@ -276,8 +276,10 @@ class Search:
         total = self.cfg.budget.max_trials
         if not self.two_stage:
             return total, total
-        ps = self.cfg.ps_dfs.ps_trials or max(1, total // 2)
-        return min(ps, total), max(1, total - min(ps, total))
+        ps = self.cfg.ps_dfs.ps_trials
+        if ps is None or ps >= total:  # default, or a --max-trials below ps_trials: halve
+            ps = max(1, total // 2)
+        return ps, max(1, total - ps)
 
     def ps_candidates(self, ps_study: optuna.Study) -> list[dict[str, Any]]:
         """The PS recipes the DFS stage is built on: the champion, or the top-k."""
