@@ -26,7 +26,13 @@ def zoo_command() -> None:
     help="tiny: tests (seconds); cpu: ~1M params (the committed fixture); gpu: 14M params.",
 )  # fmt: skip
 @click.option("--sanity/--no-sanity", default=False, help="Also run the greedy sanity table.")
-def build_command(out_dir: str, device: str, seed: int, size: str, sanity: bool) -> None:
+@click.option(
+    "--threads", type=int, default=None,
+    help="torch CPU threads (default: torch's); 1 is fastest on an oversubscribed machine.",
+)  # fmt: skip
+def build_command(
+    out_dir: str, device: str, seed: int, size: str, sanity: bool, threads: int | None
+) -> None:
     """Build a deterministic zoo in OUT_DIR (models, tokenizer, splits, lm-eval tasks, zoo.json)."""
     from pathlib import Path
 
@@ -34,14 +40,23 @@ def build_command(out_dir: str, device: str, seed: int, size: str, sanity: bool)
 
     command = (
         f"mergekit-evo zoo build {shlex.quote(out_dir)} --size {size} --seed {seed} "
-        f"--device {device}" + (" --sanity" if sanity else "")
+        f"--device {device}"
+        + (" --sanity" if sanity else "")
+        + (f" --threads {threads}" if threads else "")
     )
     t0 = time.time()
     log = lambda msg: click.echo(msg, err=True)  # noqa: E731
-    manifest = build_zoo(out_dir, seed=seed, size=size, device=device, command=command, log=log)
+    manifest = build_zoo(
+        out_dir, seed=seed, size=size, device=device, command=command, log=log, threads=threads
+    )
     click.echo(f"built {size} zoo (seed {seed}) in {time.time() - t0:.0f}s: {out_dir}")
     if sanity:
+        import torch
+
         from mergekit_evo.zoo.evaluate import format_table, sanity_table
+
+        if threads:
+            torch.set_num_threads(threads)
 
         result = sanity_table(out_dir, device=device)
         (Path(out_dir) / "sanity.json").write_text(json.dumps(result, indent=2) + "\n")

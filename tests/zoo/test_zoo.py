@@ -32,7 +32,7 @@ def tiny_zoos(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     for name, seed in (("a", 0), ("b", 0)):
         d = root / name
         res = CliRunner().invoke(
-            zoo_command, ["build", str(d), "--size", "tiny", "--seed", str(seed)]
+            zoo_command, ["build", str(d), "--size", "tiny", "--seed", str(seed), "--threads", "1"]
         )
         assert res.exit_code == 0, res.output
         out.append(d)
