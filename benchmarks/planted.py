@@ -74,7 +74,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
-def run_job(root: str, kind: str, optimizer: str, seed: int, budget: int) -> dict[str, Any]:
+def run_job(
+    root: str, kind: str, optimizer: str, seed: int, budget: int, fresh: bool = False
+) -> dict[str, Any]:
     """One optimiser run (in a worker process); returns its summary as JSON."""
     from mergekit_evo.planted.metrics import summarize
     from mergekit_evo.planted.problem import build_problem
@@ -89,7 +91,9 @@ def run_job(root: str, kind: str, optimizer: str, seed: int, budget: int) -> dic
         extra = copy.deepcopy(VARIANTS[optimizer])
         if "optimizer" in extra:
             extra["optimizer"]["seed"] = seed
-        shutil.rmtree(out, ignore_errors=True)
+        if fresh:
+            shutil.rmtree(out, ignore_errors=True)
+        # otherwise the search resumes its run dir: a finished run is read back, not repeated
         run = run_planted_search(problem, out, budget, seed, **extra)
         trials, secs = run.trials, run.seconds
     else:
@@ -427,6 +431,9 @@ def main(argv: list[str] | None = None) -> int:
         help=f"extra search variants on the DFS and PS+DFS problems: {', '.join(VARIANTS)}",
     )
     ap.add_argument("--budget", default=None, help="override, e.g. ps=100,dfs=200,ps_dfs=200")
+    ap.add_argument(
+        "--fresh", action="store_true", help="delete search run dirs instead of resuming them"
+    )
     ap.add_argument("--skip-default", action="store_true", help="run only --variants")
     ap.add_argument("--no-landscape", action="store_true", help="skip the landscape check")
     ap.add_argument("--render", default=None, help="only re-render the docs from this planted.json")
@@ -475,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
     ctx = __import__("multiprocessing").get_context("spawn")
     with ProcessPoolExecutor(args.jobs, mp_context=ctx, initializer=_worker_init) as pool:
         land_f = [] if args.no_landscape else [pool.submit(landscape, root, k) for k in kinds]
-        futs = [pool.submit(run_job, root, k, o, s, budgets[k]) for k, o, s in jobs]
+        futs = [pool.submit(run_job, root, k, o, s, budgets[k], args.fresh) for k, o, s in jobs]
         land = [f.result() for f in land_f]
         for ls in land:
             print(

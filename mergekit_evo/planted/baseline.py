@@ -9,17 +9,42 @@ What is not: ``mergekit-evolve``'s Ray evaluation strategies (``mergekit.evo.str
 uses) and the genome's ``dtype: bfloat16`` (replaced by float32 so both optimisers score the
 very same fitness function as the planted optimum).  The budget is enforced per evaluation:
 a generation cut short by the budget is not told to CMA-ES.
+
+Why the RNG guard: pycma draws its samples from numpy's *global* RNG, and
+``FitnessEvaluator`` reseeds the global ``random``/``numpy``/``torch`` RNGs before every
+evaluation (for deterministic scoring), so without the guard every CMA-ES generation would draw
+the very same normal vectors.  In ``mergekit-evolve`` evaluation runs in Ray workers, so its
+pycma never sees that reseeding; the guard restores the same situation in one process.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mergekit_evo.planted.problem import PlantedProblem
 from mergekit_evo.planted.search import Trial
+
+
+@contextmanager
+def keep_global_rng() -> Iterator[None]:
+    """Restore the global random / numpy / torch RNG states after the block."""
+    import random
+
+    import numpy as np
+    import torch
+
+    states = (random.getstate(), np.random.get_state(), torch.get_rng_state())
+    try:
+        yield
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.set_rng_state(states[2])
 
 
 @dataclass
@@ -82,12 +107,13 @@ def run_mergekit_cma(
             if len(trials) == budget:
                 break
             recipe = genome_recipe(genome, x)
-            cand = builder.build(recipe, work / f"{len(trials):05d}")
-            try:
-                fit = evaluator.score(cand.model, cand.tokenizer).score
-            finally:
-                builder.release(cand)
-                shutil.rmtree(work / f"{len(trials):05d}", ignore_errors=True)
+            with keep_global_rng():
+                cand = builder.build(recipe, work / f"{len(trials):05d}")
+                try:
+                    fit = evaluator.score(cand.model, cand.tokenizer).score
+                finally:
+                    builder.release(cand)
+                    shutil.rmtree(work / f"{len(trials):05d}", ignore_errors=True)
             trials.append(Trial(len(trials) + 1, "mergekit-cma", fit, recipe))
             costs.append(-fit)  # mergekit-evolve minimises -score
         if len(costs) == len(xs):

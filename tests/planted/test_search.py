@@ -48,3 +48,18 @@ def test_mergekit_cma_baseline_uses_mergekit_settings(
         assert t.recipe is not None and t.recipe["merge_method"] == "task_arithmetic"
         assert all(w >= 0 for w in recipes.ps_weights(t.recipe))  # MergeKit's abs()
         assert t.fitness is not None and t.fitness < ps_problem.planted_fitness + 0.05
+
+
+def test_rng_guard_shields_pycma_from_the_evaluators_reseeding() -> None:
+    """FitnessEvaluator reseeds numpy's global RNG per evaluation; pycma samples from it."""
+    import numpy as np
+
+    from mergekit_evo.planted.baseline import keep_global_rng
+
+    np.random.seed(123)
+    expected = np.random.rand(3)
+    np.random.seed(123)
+    with keep_global_rng():
+        np.random.seed(0)  # what an evaluation does
+        np.random.rand(5)
+    assert np.array_equal(np.random.rand(3), expected)
