@@ -32,7 +32,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mergekit_evo.methods.dfs import DFS_PARAMETER_NAMES, compile_dfs, load_model_configs
+from mergekit_evo.methods.dfs import (
+    DFS_PARAMETER_NAMES,
+    CompiledDFS,
+    compile_dfs,
+    load_model_configs,
+)
 from mergekit_evo.methods.errors import RecipeError
 from mergekit_evo.methods.install import WHOLE_MODEL_METHODS
 
@@ -121,24 +126,13 @@ def _stage_output_config(stage: MergeConfiguration, trust_remote_code: bool) -> 
     return load_model_configs([ref], trust_remote_code)[0]
 
 
-def run_ps_dfs(
-    config: MergeConfiguration,
-    out_path: str,
-    options: MergeOptions,
-    config_source: str,
-    run_merge: Callable[..., Any],
-) -> None:
-    """Validate everything, run each PS stage, then the DFS stage over their outputs."""
+def _compile_dfs_stage(
+    config: MergeConfiguration, recipe: PSDFSRecipe, stage_root: Path, options: MergeOptions
+) -> CompiledDFS:
+    """The DFS stage over the (future) PS stage outputs, validated against their configs."""
     from mergekit.common import ModelReference
     from mergekit.config import InputModelDefinition, MergeConfiguration
 
-    from mergekit_evo.methods.run import evict_cached_loaders, run_passthrough, staged_output
-
-    recipe = parse_ps_dfs(config)
-    out = Path(out_path).absolute()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # a fresh folder per run: MergeKit caches tensor loaders by model path for the whole process
-    stage_root = Path(tempfile.mkdtemp(prefix=f".{out.name}.ps-stages-", dir=out.parent))
     refs, configs = [], []
     for name in recipe.dfs_models:
         if name in recipe.stages:
@@ -158,11 +152,27 @@ def run_ps_dfs(
         tokenizer=config.tokenizer,
         chat_template=config.chat_template,
     )
-    compiled = compile_dfs(dfs_config, options.trust_remote_code, model_configs=configs)
+    return compile_dfs(dfs_config, options.trust_remote_code, model_configs=configs)
 
-    used = [n for n in recipe.stages if n in recipe.dfs_models]
+
+def run_ps_dfs(
+    config: MergeConfiguration,
+    out_path: str,
+    options: MergeOptions,
+    config_source: str,
+    run_merge: Callable[..., Any],
+) -> None:
+    """Validate everything, run each PS stage, then the DFS stage over their outputs."""
+    from mergekit_evo.methods.run import evict_cached_loaders, run_passthrough, staged_output
+
+    recipe = parse_ps_dfs(config)
+    out = Path(out_path).absolute()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # a fresh folder per run: MergeKit caches tensor loaders by model path for the whole process
+    stage_root = Path(tempfile.mkdtemp(prefix=f".{out.name}.ps-stages-", dir=out.parent))
     try:
-        for name in used:
+        compiled = _compile_dfs_stage(config, recipe, stage_root, options)  # before any weights
+        for name in (n for n in recipe.stages if n in recipe.dfs_models):
             with staged_output(stage_root / name) as stage:
                 run_merge(recipe.stages[name], str(stage), options=options)
         run_passthrough(compiled, out_path, options, config_source, run_merge)
