@@ -43,10 +43,8 @@ class DiskCandidateBuilder(CandidateBuilder):
 
         if out.exists():
             shutil.rmtree(out)
-        try:
-            return Path(merge_recipe(recipe, out, options=self.merge_options()))
-        finally:
-            evict_loaders(out.parent)
+        # ps_dfs evicts MergeKit's cached loaders for its scratch stages itself
+        return Path(merge_recipe(recipe, out, options=self.merge_options()))
 
     def build(self, recipe: dict[str, Any], workdir: Path) -> Candidate:
         out = self.merge(recipe, workdir / "model")
@@ -76,25 +74,3 @@ class DiskCandidateBuilder(CandidateBuilder):
         model.eval()
         tok = transformers.AutoTokenizer.from_pretrained(model_path)
         return Candidate(model=model, tokenizer=tok, path=None)
-
-
-def evict_loaders(under: Path) -> int:
-    """Drop MergeKit's cached tensor loaders for models under ``under``.
-
-    ``LoaderCache.loaders`` is process-wide and never emptied: each ``ps_dfs`` candidate adds a
-    loader for its temporary PS-stage output, which keeps that (deleted) file open - over a
-    search, disk space and memory that never come back - and a later merge at the same path
-    would read the stale tensors.  Returns how many loaders were dropped.
-    """
-    from mergekit.io.tasks import LoaderCache
-
-    root = str(under.absolute())
-    cache = LoaderCache()
-    stale = [
-        ref for ref in list(cache.loaders) if str(getattr(ref.model, "path", "")).startswith(root)
-    ]
-    for ref in stale:
-        loader = cache.loaders.pop(ref, None)
-        if loader is not None:
-            loader.flush()
-    return len(stale)
