@@ -7,9 +7,11 @@ depend on the model (task index, datasets, prompts, filters, metric checks) happ
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -244,25 +246,19 @@ class FitnessEvaluator:
         Calls lm-eval's ``evaluate`` (what ``simple_evaluate`` ends in) on the tasks built once;
         ``simple_evaluate`` would also collect pip/git environment info, ~0.5 s per candidate.
         """
-        import random
-
-        import numpy as np
-        import torch
         from lm_eval.evaluator import evaluate
 
         seed = self.spec.seed
-        random.seed(seed)
-        np.random.seed(seed)
-        torch.manual_seed(seed)
-        for task in self.tasks.values():
-            task.set_fewshot_seed(seed=seed)  # same few-shot draws for every candidate
-        results = evaluate(
-            lm=lm,
-            task_dict={"tasks": self.tasks, "groups": {}, "group_map": {}},
-            limit=self.spec.limit,
-            bootstrap_iters=0,
-            log_samples=False,
-        )
+        with seeded_global_rng(seed):  # deterministic scoring, caller's RNGs left as they were
+            for task in self.tasks.values():
+                task.set_fewshot_seed(seed=seed)  # same few-shot draws for every candidate
+            results = evaluate(
+                lm=lm,
+                task_dict={"tasks": self.tasks, "groups": {}, "group_map": {}},
+                limit=self.spec.limit,
+                bootstrap_iters=0,
+                log_samples=False,
+            )
         if results is None:  # non-zero rank under a distributed launcher
             raise FitnessError("lm-eval returned no results (not the rank-0 process?)")
         per_task: dict[str, dict[str, float]] = {}
@@ -276,3 +272,28 @@ class FitnessEvaluator:
             if math.isnan(per_task[name].get(self.metrics[name], math.nan)):
                 log.warning("task %s: metric %s is missing or NaN", name, self.metrics[name])
         return per_task
+
+
+@contextlib.contextmanager
+def seeded_global_rng(seed: int) -> Iterator[None]:
+    """Seed the global random / numpy / torch RNGs for the block, then restore their states.
+
+    lm-eval draws from the global RNGs, so scoring seeds them for reproducible scores; an
+    optimiser in the same process that samples from them (pycma uses numpy's global RNG) must
+    not see its stream reset by every evaluation.
+    """
+    import random
+
+    import numpy as np
+    import torch
+
+    states = (random.getstate(), np.random.get_state(), torch.get_rng_state())
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.set_rng_state(states[2])

@@ -95,6 +95,26 @@ def test_tasks_are_built_once_and_scoring_is_repeatable(
     assert all(core.tasks[n] is tasks[n] for n in tasks)
 
 
+def test_scoring_leaves_the_callers_global_rngs_alone(
+    core: FitnessEvaluator, scripted: ScriptedLM
+) -> None:
+    """An optimiser sampling from numpy's global RNG (pycma) must not be reset per score."""
+    import random
+
+    import numpy as np
+    import torch
+
+    np.random.seed(123)
+    random.seed(123)
+    torch.manual_seed(123)
+    expected = (np.random.rand(), random.random(), torch.rand(1).item())
+    np.random.seed(123)
+    random.seed(123)
+    torch.manual_seed(123)
+    core.score_lm(scripted.make(_mixed))
+    assert (np.random.rand(), random.random(), torch.rand(1).item()) == expected
+
+
 def test_lm_eval_metric_keys_and_native_cot(scripted: ScriptedLM) -> None:
     ev = FitnessEvaluator(
         FitnessSpec(
