@@ -350,6 +350,16 @@ def _machine(device: str) -> str:
     return f"{cpu}, {os.cpu_count()} CPU cores ({platform.node()})"
 
 
+def _commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
+    except OSError:
+        out = ""
+    return out or "unknown"
+
+
 def goals(rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """The issue's goals on the held-out split, each with the numbers it was decided on."""
     h = {k: v["heldout"] for k, v in rows.items() if v.get("heldout") is not None}
@@ -414,7 +424,21 @@ def render(doc: dict[str, Any]) -> str:
             f"{r.get('evaluations', '')} | {'' if r.get('wall_s') is None else round(r['wall_s'])} "
             f"| {r.get('note', '')} |"
         )
-    lines += ["", "## Goals (held-out split)", ""]
+    lines += [
+        "",
+        "Rows: the base and the two sources as they are; each control is MergeKit task arithmetic"
+        " with one source (base + s * (source - base), s in "
+        f"{', '.join(str(x) for x in SCALES)}, s chosen on the search split), or always answering"
+        " the search split's most frequent gold number; each champion is the search's `best.yml`"
+        " rebuilt with MergeKit. Evaluations = candidates the search scored (trials, both stages"
+        " for PS+DFS); wall s = the search's wall time on this machine (for a control: its scale"
+        " sweep and held-out scoring). The search-split column of a champion is the fitness the"
+        " search saw (it picked the champion on it, so it is optimistic); held-out is the honest"
+        " number.",
+        "",
+        "## Goals (held-out split)",
+        "",
+    ]
     for g in doc["goals"]:
         lines.append(f"- {'HOLDS' if g['holds'] else 'FAILS'}: {g['goal']} ({g['numbers']})")
     px = doc.get("proxy")
@@ -487,6 +511,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         args.md.write_text(render(doc))
         return doc
     _quiet()
+    # registers dfs/ps_dfs in MergeKit where the .pth hook is absent (a source tree on PYTHONPATH)
+    import mergekit_evo._hook  # noqa: F401
+
     t_start = time.perf_counter()
     zoo = args.zoo.resolve()
     work = args.work.resolve()
@@ -570,7 +597,40 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
         rows[kind] = row
 
-    proxy = None
+    def write(proxy: dict[str, Any] | None) -> dict[str, Any]:
+        """Write both files (also before the proxy step, so a cut-off run leaves the table)."""
+        doc = {
+            "meta": {
+                "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                "machine": _machine(args.device),
+                "device": args.device,
+                "commit": _commit(),
+                "command": " ".join(shlex.quote(a) for a in ["python", *sys.argv]),
+                "zoo": str(args.zoo),
+                "search_limit": limit,
+                "heldout_questions": min(held_n, args.heldout_limit or held_n),
+                "total_wall_s": time.perf_counter() - t_start,
+                "python": platform.python_version(),
+            },
+            "rows": rows,
+            "searches": {
+                k: {kk: vv for kk, vv in v.items() if kk != "best_recipe"}
+                for k, v in searches.items()
+            },
+            "champion_recipes": {k: v["best_recipe"] for k, v in searches.items()},
+            "proxy": proxy,
+            "goals": goals(rows),
+        }
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+        args.md.write_text(render(doc))
+        _log(f"wrote {args.md} and {args.json} at {doc['meta']['total_wall_s']:.0f} s")
+        return doc
+
+    held_n = len(
+        (zoo / "data" / "target_heldout.jsonl").read_text(encoding="utf-8").strip().splitlines()
+    )
+    doc = write(None)
     if args.proxy_search in searches:
         _log(f"proxy: rescoring the {args.proxy_search} search's candidates")
         folder = work / "proxy_tasks"
@@ -582,41 +642,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             Path(searches[args.proxy_search]["run_dir"]), models, ev_proxy, args.proxy_max
         )
         proxy["search"] = args.proxy_search
-
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
-        ).stdout.strip()
-    except OSError:
-        commit = "unknown"
-    held_n = len(
-        (zoo / "data" / "target_heldout.jsonl").read_text(encoding="utf-8").strip().splitlines()
-    )
-    doc = {
-        "meta": {
-            "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "machine": _machine(args.device),
-            "device": args.device,
-            "commit": commit,
-            "command": " ".join(shlex.quote(a) for a in ["python", *sys.argv]),
-            "zoo": str(args.zoo),
-            "search_limit": limit,
-            "heldout_questions": min(held_n, args.heldout_limit or held_n),
-            "total_wall_s": time.perf_counter() - t_start,
-            "python": platform.python_version(),
-        },
-        "rows": rows,
-        "searches": {
-            k: {kk: vv for kk, vv in v.items() if kk != "best_recipe"} for k, v in searches.items()
-        },
-        "champion_recipes": {k: v["best_recipe"] for k, v in searches.items()},
-        "proxy": proxy,
-    }
-    doc["goals"] = goals(rows)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(doc, indent=2, default=str) + "\n")
-    args.md.write_text(render(doc))
-    _log(f"wrote {args.md} and {args.json} in {doc['meta']['total_wall_s']:.0f} s")
+        doc = write(proxy)
     print(render(doc))
     return doc
 
