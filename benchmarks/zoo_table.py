@@ -222,10 +222,18 @@ def write_proxy_tasks(zoo: Path, folder: Path) -> list[str]:
 
 
 def search_config(
-    kind: str, zoo: Path, trials: int, limit: int | None, device: str, wall: float | None = None
+    kind: str,
+    zoo: Path,
+    trials: int,
+    limit: int | None,
+    device: str,
+    wall: float | None = None,
+    ps_trials: int | None = None,
 ) -> Any:
     """The zoo recipe pointed at ``zoo`` with the table's budget; the held-out report is left
-    to the table (which scores every row the same way)."""
+    to the table (which scores every row the same way). ``ps_trials``: the PS+DFS run's PS
+    stage gets the PS search's budget, so (same space and seed) it is that search, and the
+    DFS stage is what PS+DFS adds."""
     from mergekit_evo.config import load_search_config
     from mergekit_evo.search import apply_overrides
 
@@ -240,6 +248,8 @@ def search_config(
     }
     if wall is not None:
         upd["budget"] = cfg.budget.model_copy(update={"wall_clock_s": wall})
+    if kind == "ps_dfs" and ps_trials is not None and ps_trials < trials:
+        upd["ps_dfs"] = cfg.ps_dfs.model_copy(update={"ps_trials": ps_trials})
     if cfg.base_model is not None:
         upd["base_model"] = str(zoo / "base")
     return cfg.model_copy(update=upd)
@@ -262,6 +272,7 @@ def run_or_reuse(
     device: str,
     reuse: bool,
     wall: float | None = None,
+    ps_trials: int | None = None,
 ) -> dict[str, Any]:
     """Run one zoo search (or read a finished one) and summarise it."""
     from mergekit_evo.config import load_search_config
@@ -269,11 +280,14 @@ def run_or_reuse(
 
     t0 = time.perf_counter()
     if reuse:
+        while not (rundir / "metrics.json").exists():  # a search still running beside us
+            _log(f"{kind}: waiting for {rundir / 'metrics.json'}")
+            time.sleep(30)
         metrics = json.loads((rundir / "metrics.json").read_text())
         wall = _wall_from_rundir(rundir)
         cfg = load_search_config(rundir / "config.yml")
     else:
-        cfg = search_config(kind, zoo, trials, limit, device, wall)
+        cfg = search_config(kind, zoo, trials, limit, device, wall, ps_trials)
         _log(f"{kind}: search, {trials} trials -> {rundir}")
         res = run_search(cfg, rundir, log=lambda m: _log(f"  {kind} {m}"))
         metrics = res.metrics
@@ -482,7 +496,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--ps-trials", type=int, default=40)
     ap.add_argument("--dfs-trials", type=int, default=40)
-    ap.add_argument("--ps-dfs-trials", type=int, default=32)
+    ap.add_argument(
+        "--ps-dfs-trials", type=int, default=64, help="both stages; PS stage = --ps-trials"
+    )
     ap.add_argument("--limit", type=int, default=None, help="search-split questions (recipe's)")
     ap.add_argument("--heldout-limit", type=int, default=None, help="held-out questions (all)")
     ap.add_argument("--proxy-search", default="ps", choices=list(RECIPES))
@@ -537,6 +553,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             device=args.device,
             reuse=kind in reuse,
             wall=args.search_wall,
+            ps_trials=args.ps_trials,
         )
         _log(
             f"{kind}: champion {searches[kind]['champion_fitness']} ({searches[kind]['wall_s']} s)"
