@@ -470,7 +470,8 @@ STATIC_NOTES = [
     "planted PS target (the test suite asserts equal fitness), so the baseline can reach the "
     "same optimum: differences in evaluations come from the optimiser.",
     "Bug found (in `mergekit_evo/fitness/evaluator.py`, `FitnessEvaluator.evaluate_lm`; fixed by "
-    "its owner in 75ce463 after these runs, which now restores the caller's RNG states): every "
+    "its owner in 75ce463 while the final run was going; it now restores the caller's RNG "
+    "states): every "
     "evaluation reseeded the process-global `random`, `numpy` and `torch` RNGs. pycma samples "
     "from numpy's global RNG, so in one process every CMA-ES generation drew the same normal "
     "vectors (a first run of this benchmark had the baseline stuck at 5-11% gaps after 100 "
