@@ -10,11 +10,12 @@ uses) and the genome's ``dtype: bfloat16`` (replaced by float32 so both optimise
 very same fitness function as the planted optimum).  The budget is enforced per evaluation:
 a generation cut short by the budget is not told to CMA-ES.
 
-Why the RNG guard: pycma draws its samples from numpy's *global* RNG, and
-``FitnessEvaluator`` reseeds the global ``random``/``numpy``/``torch`` RNGs before every
-evaluation (for deterministic scoring), so without the guard every CMA-ES generation would draw
-the very same normal vectors.  In ``mergekit-evolve`` evaluation runs in Ray workers, so its
-pycma never sees that reseeding; the guard restores the same situation in one process.
+Why the RNG guard: pycma draws its samples from numpy's *global* RNG, and building a candidate
+reseeds it (MergeKit's ``run_merge`` calls ``set_seed(random_seed)`` for DARE's reproducible
+masks), so without the guard every CMA-ES generation would draw the very same normal vectors.
+(Scoring restores the caller's RNG states itself.)  In ``mergekit-evolve`` candidates are built
+and scored in Ray workers, so its pycma never sees that reseeding; the guard restores the same
+situation in one process.
 """
 
 from __future__ import annotations

@@ -50,8 +50,8 @@ def test_mergekit_cma_baseline_uses_mergekit_settings(
         assert t.fitness is not None and t.fitness < ps_problem.planted_fitness + 0.05
 
 
-def test_rng_guard_shields_pycma_from_the_evaluators_reseeding() -> None:
-    """FitnessEvaluator reseeds numpy's global RNG per evaluation; pycma samples from it."""
+def test_rng_guard_shields_pycma_from_the_candidate_builds_reseeding() -> None:
+    """MergeKit's run_merge reseeds numpy's global RNG per candidate; pycma samples from it."""
     import numpy as np
 
     from mergekit_evo.planted.baseline import keep_global_rng
@@ -60,6 +60,6 @@ def test_rng_guard_shields_pycma_from_the_evaluators_reseeding() -> None:
     expected = np.random.rand(3)
     np.random.seed(123)
     with keep_global_rng():
-        np.random.seed(0)  # what an evaluation does
+        np.random.seed(0)  # what MergeKit's set_seed does per candidate
         np.random.rand(5)
     assert np.array_equal(np.random.rand(3), expected)
