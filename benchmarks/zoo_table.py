@@ -411,7 +411,7 @@ def goals(rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _pct(v: float | None) -> str:
-    return "" if v is None else f"{100 * v:.1f}"
+    return "" if v is None else f"{100 * v:.2f}"
 
 
 def render(doc: dict[str, Any]) -> str:
@@ -476,6 +476,8 @@ def render(doc: dict[str, Any]) -> str:
             rho = "n/a" if r["rho"] is None else f"{r['rho']:.3f}"
             p = "" if r["p"] is None else f"{r['p']:.3g}"
             lines.append(f"| {what} | {rho} | {p} |")
+    if doc.get("notes"):  # hand-written reading, kept in the JSON (see --render)
+        lines += ["", "## Notes", "", *doc["notes"]]
     lines += ["", "## Searches", ""]
     for kind, s in doc["searches"].items():
         lines.append(
