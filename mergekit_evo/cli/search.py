@@ -58,12 +58,11 @@ def _run(cfg: SearchConfig, out: str, save_champion: bool, role: str) -> None:
         if isinstance(e, FitnessError):
             raise click.ClickException(f"fitness: {e}") from None
         raise
-    m = res.metrics
-    click.echo(
-        f"champion fitness {m['champion_fitness']}  (best source "
-        f"{m['baseline_fitness'].get('best')}, improvement {m['fitness_improvement']})"
-    )
-    click.echo(f"best recipe: {res.rundir / 'best.yml'}")
+    from mergekit_evo.report.summary import summary_table
+
+    click.echo("")
+    click.echo(summary_table(res.metrics))
+    click.echo(f"best recipe: {res.rundir / 'best.yml'}  (report: {res.rundir / 'report.md'})")
 
 
 _common = [

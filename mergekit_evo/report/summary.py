@@ -1,0 +1,43 @@
+"""The table a search prints when it ends: sources vs stage bests vs champion, both splits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _cell(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _gain(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.1%}"
+
+
+def summary_table(metrics: dict[str, Any]) -> str:
+    """Plain-text table from ``metrics.json``: fitness on the search split, report split score."""
+    report = metrics.get("report") or {}
+    report_sources = report.get("sources") or {}
+    rows: list[tuple[str, float | None, float | None]] = []
+    for name, value in (metrics.get("baseline_fitness") or {}).items():
+        if name != "best":
+            rows.append((name, value, (report_sources.get(name) or {}).get("score")))
+    for label, key in (("PS best", "ps_best_fitness"), ("DFS best", "dfs_best_fitness")):
+        if metrics.get(key) is not None:
+            rows.append((label, metrics[key], None))
+    champion_report = (report.get("champion") or {}).get("score")
+    rows.append(
+        (
+            f"champion (trial {metrics.get('champion_trial')})",
+            metrics.get("champion_fitness"),
+            champion_report,
+        )
+    )
+    gain_label = "gain over best source"
+    width = max(len(gain_label), *(len(r[0]) for r in rows))
+    lines = [f"{'model':<{width}}  {'search':>8}  {'report':>8}"]
+    lines += [f"{name:<{width}}  {_cell(s):>8}  {_cell(r):>8}" for name, s, r in rows]
+    lines.append(
+        f"{gain_label:<{width}}  {_gain(metrics.get('fitness_improvement')):>8}  "
+        f"{_gain(report.get('improvement')) if report else '-':>8}"
+    )
+    return "\n".join(lines)
