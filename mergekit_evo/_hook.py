@@ -10,17 +10,21 @@ finish executing (and after ``mergekit.config``, to accept ``scales: [[...]]``),
 
 from __future__ import annotations
 
-import importlib.abc
-import importlib.machinery
+import importlib.machinery  # cheap: part of the import system itself
 import sys
 
 _TRIGGERS = ("mergekit.config", "mergekit.merge_methods.registry", "mergekit.merge")
 
 
-class _AfterImport(importlib.abc.Loader):
-    def __init__(self, inner: importlib.abc.Loader, name: str) -> None:
+class _AfterImport:
+    """Loader wrapper (duck-typed: ``importlib.abc`` costs ~25 ms to import at start-up)."""
+
+    def __init__(self, inner, name: str) -> None:
         self._inner = inner
         self._name = name
+
+    def __getattr__(self, name: str):  # get_source, get_resource_reader, ...: the real loader's
+        return getattr(self._inner, name)
 
     def create_module(self, spec):  # noqa: D102 - loader protocol
         return self._inner.create_module(spec)
@@ -32,7 +36,7 @@ class _AfterImport(importlib.abc.Loader):
         on_mergekit_import(self._name)
 
 
-class _MergeKitFinder(importlib.abc.MetaPathFinder):
+class _MergeKitFinder:
     def find_spec(self, fullname, path, target=None):  # noqa: D102 - finder protocol
         if fullname not in _TRIGGERS:
             return None
