@@ -220,14 +220,16 @@ def render_task_yaml(task: ShippedTask) -> str:
         lines.append(f"fewshot_split: {task.fewshot_split}")
     text = "\n".join(lines) + "\n"
     if task.loglik:
+        # lm-eval (0.4.13) ignores target_delimiter for output_type loglikelihood, so the
+        # space between "Answer:" and the number is part of the target itself.
         target = (
-            "\"{{answer.split('####')[-1].strip()}}\""
+            "\" {{answer.split('####')[-1].strip()}}\""
             if task.dataset == "gsm8k_dataset"
-            else "'{{answer_number|string}}'"
+            else "' {{answer_number|string}}'"
         )
         text += f"""output_type: loglikelihood
 doc_to_target: {target}
-target_delimiter: " "
+target_delimiter: ""
 num_fewshot: null
 generation_kwargs: null
 filter_list: null

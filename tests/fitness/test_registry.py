@@ -168,3 +168,21 @@ def test_shipped_configs_keep_lm_eval_prompts_and_filters() -> None:
     doc = next(iter(search.eval_docs))
     assert search.doc_to_text(doc).startswith("問題： ジャネットのアヒル")
     assert len(search.eval_docs) == 100
+
+
+@pytest.mark.parametrize("name", ["evo_gsm8k_search_loglik", "evo_mgsm_direct_ja_search_loglik"])
+def test_loglik_proxy_scores_the_answer_after_a_space(name: str) -> None:
+    """lm-eval ignores target_delimiter for loglikelihood: the space must be in the target,
+    or a BPE tokenizer scores '72' glued to 'Answer:' instead of ' 72'."""
+    from lm_eval.tasks import TaskManager
+
+    from mergekit_evo.fitness import TASKS_DIR
+
+    task = TaskManager(include_path=str(TASKS_DIR), include_defaults=False).load_task_or_group(
+        [name]
+    )[name]
+    task.build_all_requests(limit=2, rank=0, world_size=1)
+    for inst in task.instances:
+        context, continuation = inst.args
+        assert context.endswith("Answer:"), context[-20:]
+        assert continuation.startswith(" ") and continuation.strip().lstrip("-").isdigit()
