@@ -408,8 +408,13 @@ class Search:
         from mergekit_evo.report.metrics import build_metrics
         from mergekit_evo.report.trials_csv import trial_rows, trials_csv
 
-        stage = studies[-1][0]
-        b = best_trial(final_study)
+        # the last stage's best; a stage that asked nothing (e.g. the wall clock ran out during
+        # PS in PS+DFS) hands the title to the previous stage's best
+        stage, b = studies[-1][0], best_trial(final_study)
+        for name, study in reversed(studies[:-1]):
+            if b is not None:
+                break
+            stage, b = name, best_trial(study)
         recipe = b.user_attrs.get("recipe") if b else None
         champion = float(b.user_attrs["fitness"]) if b else None
         if b is not None and recipe is not None:
