@@ -30,34 +30,12 @@ QUICK = {"ps": 40, "dfs": 60, "ps_dfs": 60}
 
 
 def _quiet() -> None:
-    """Silence progress bars and library chatter (one line per run is printed instead)."""
-    import logging
-    import warnings
-
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    """Offline, and one line per run instead of library chatter."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-    warnings.filterwarnings("ignore")
-    import datasets
-    import transformers
+    from mergekit_evo.quiet import quiet_libraries
 
-    transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
-    datasets.disable_progress_bars()
-    for name in ("lm_eval", "lm-eval", "mergekit", "optuna", "datasets"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    # lm-eval's per-request tqdm bars write to stderr on every evaluation
-    import tqdm
-    import tqdm.auto
-
-    class _Silent(tqdm.tqdm):
-        def __init__(self, *a: Any, **k: Any) -> None:
-            k["disable"] = True
-            super().__init__(*a, **k)
-
-    tqdm.tqdm = _Silent  # type: ignore[misc]
-    tqdm.auto.tqdm = _Silent  # type: ignore[misc]
+    quiet_libraries()
 
 
 def _worker_init() -> None:

@@ -70,33 +70,12 @@ def load(**_: object) -> datasets.DatasetDict:
 
 
 def _quiet() -> None:
-    """One line per step instead of library chatter and per-request progress bars."""
-    import logging
-    import warnings
-
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    """Offline, and one line per run instead of library chatter."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-    warnings.filterwarnings("ignore")
-    import datasets
-    import tqdm
-    import tqdm.auto
-    import transformers
+    from mergekit_evo.quiet import quiet_libraries
 
-    transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
-    datasets.disable_progress_bars()
-    for name in ("lm_eval", "lm-eval", "mergekit", "optuna", "datasets"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-
-    class _Silent(tqdm.tqdm):
-        def __init__(self, *a: Any, **k: Any) -> None:
-            k["disable"] = True
-            super().__init__(*a, **k)
-
-    tqdm.tqdm = _Silent  # type: ignore[misc]
-    tqdm.auto.tqdm = _Silent  # type: ignore[misc]
+    quiet_libraries()
 
 
 def _log(msg: str) -> None:

@@ -24,20 +24,10 @@ def _load(config: str, **overrides: Any) -> SearchConfig:
 
 
 def _quiet() -> None:
-    """One progress line per trial: silence per-candidate progress bars and lm-eval chatter."""
-    import logging
-    import os
+    """One progress line per trial (see :mod:`mergekit_evo.quiet`)."""
+    from mergekit_evo.quiet import quiet_libraries
 
-    os.environ.setdefault("TQDM_DISABLE", "1")
-    for name in ("lm_eval", "lm-eval", "mergekit", "transformers", "datasets", "optuna"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    try:
-        import transformers
-
-        transformers.utils.logging.disable_progress_bar()
-        transformers.utils.logging.set_verbosity_error()
-    except Exception:
-        pass
+    quiet_libraries()
 
 
 def _run(cfg: SearchConfig, out: str, save_champion: bool, role: str) -> None:
