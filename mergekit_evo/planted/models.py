@@ -34,25 +34,11 @@ def vocabulary(n_words: int) -> list[str]:
 
 def make_tokenizer(n_words: int, out_dir: str | Path | None = None):  # -> PreTrainedTokenizerFast
     """A word-level tokenizer (whitespace split; decoding joins with single spaces)."""
-    import transformers
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from tokenizers import pre_tokenizers
 
-    vocab = {tok: i for i, tok in enumerate(vocabulary(n_words))}
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tok.decoder = decoders.WordPiece(prefix="@@@", cleanup=False)  # joins with spaces
-    fast = transformers.PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        pad_token="<pad>",
-        unk_token="<unk>",
-        bos_token="<s>",
-        eos_token="</s>",
-        model_max_length=256,
-        clean_up_tokenization_spaces=False,
-    )
-    if out_dir is not None:
-        fast.save_pretrained(str(out_dir))
-    return fast
+    from mergekit_evo.zoo.tokenizer import word_level_tokenizer
+
+    return word_level_tokenizer(vocabulary(n_words), pre_tokenizers.WhitespaceSplit(), 256, out_dir)
 
 
 def make_base(

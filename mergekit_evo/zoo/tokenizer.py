@@ -25,20 +25,16 @@ def vocabulary() -> list[str]:
     return vocab
 
 
-def make_tokenizer(out_dir: str | Path | None = None):  # -> PreTrainedTokenizerFast
-    """Build (and, given ``out_dir``, save) the zoo tokenizer."""
+def word_level_tokenizer(
+    words: list[str], pre_tokenizer: object, model_max_length: int, out_dir: str | Path | None
+):  # -> PreTrainedTokenizerFast
+    """A fast word-level tokenizer over ``words`` (specials first) that decodes with spaces."""
     import transformers
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from tokenizers import Tokenizer, decoders, models
 
-    vocab = {tok: i for i, tok in enumerate(vocabulary())}
+    vocab = {tok: i for i, tok in enumerate(words)}
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    # words are space separated by construction; also split . ? , ! off words typed by hand
-    tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.WhitespaceSplit(),
-            pre_tokenizers.Split(Regex(r"[.?,!]"), behavior="isolated"),
-        ]
-    )
+    tok.pre_tokenizer = pre_tokenizer
     tok.decoder = decoders.WordPiece(prefix="@@@", cleanup=False)  # joins with spaces
     fast = transformers.PreTrainedTokenizerFast(
         tokenizer_object=tok,
@@ -46,9 +42,23 @@ def make_tokenizer(out_dir: str | Path | None = None):  # -> PreTrainedTokenizer
         unk_token="<unk>",
         bos_token="<s>",
         eos_token="</s>",
-        model_max_length=512,
+        model_max_length=model_max_length,
         clean_up_tokenization_spaces=False,
     )
     if out_dir is not None:
         fast.save_pretrained(str(out_dir))
     return fast
+
+
+def make_tokenizer(out_dir: str | Path | None = None):  # -> PreTrainedTokenizerFast
+    """Build (and, given ``out_dir``, save) the zoo tokenizer."""
+    from tokenizers import Regex, pre_tokenizers
+
+    # words are space separated by construction; also split . ? , ! off words typed by hand
+    split = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.WhitespaceSplit(),
+            pre_tokenizers.Split(Regex(r"[.?,!]"), behavior="isolated"),
+        ]
+    )
+    return word_level_tokenizer(vocabulary(), split, 512, out_dir)
