@@ -18,7 +18,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -124,12 +132,31 @@ class DFSConfig(_Strict):
     scales: Literal["full", "compact", "shared"] = "full"
     scale_bounds: Bounds = (0.1, 2.0)  # W folds into weights by 1/s: must stay > 0
     indicator_bounds: Bounds = (-1.0, 1.0)
-    init_indicators: Literal["paper", "all", "uniform", "random"] = "paper"
+    # model_a: A's first repetition at +2 sigma, every other slot at -2 sigma (A's own path);
+    # paper: the others at 0, the on/off threshold (see mergekit_evo.space.dfs)
+    init_indicators: Literal["model_a", "paper", "all", "uniform", "random"] = "model_a"
     init_scales: Literal["ones", "random", "identity"] = "ones"
     min_layers_per_model: int = Field(0, ge=0)
     evolve: Literal["both", "indicators", "scales"] = "both"
     window: tuple[int, int] | None = None  # evolve I only over slots [start, end)
     pin_ends: bool = True
+    # slot-flip polish (mergekit_evo.search.polish): this share of the DFS stage's trials is
+    # kept back from CMA-ES for a local search around its champion; 0 switches it off, 1 leaves
+    # CMA-ES the start point only (a local search from model A's path)
+    polish_share: float = Field(1.0, ge=0.0, le=1.0)
+    polish_step: float = Field(0.05, gt=0.0, le=0.5)  # scale move, fraction of scale_bounds range
+    polish_min_step: float = Field(0.005, gt=0.0)  # the move halves down to this
+
+    @field_validator("polish_min_step")
+    @classmethod
+    def _polish_steps(cls, v: float, info: ValidationInfo) -> float:
+        step = info.data.get("polish_step")
+        if step is not None and v > step:
+            raise ValueError(
+                f"must be <= polish_step ({step}): the scale move halves from polish_step "
+                f"down to polish_min_step"
+            )
+        return v
 
     @field_validator("scale_bounds", "indicator_bounds")
     @classmethod

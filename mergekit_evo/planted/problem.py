@@ -92,7 +92,6 @@ class PlantedProblem:
                 "repeats": recipes.REPEATS,
                 "scales": "compact",
                 "pin_ends": False,
-                "init_indicators": "paper",
                 "init_scales": "ones",
             }
         if self.kind == "ps_dfs":

@@ -17,6 +17,7 @@ import yaml
 
 from mergekit_evo.config import ConfigError, SearchConfig
 from mergekit_evo.search.loop import Evaluation, Log, best_trial, run_stage
+from mergekit_evo.search.polish import polish_budget, run_polish
 from mergekit_evo.search.rundir import RunDir
 from mergekit_evo.search.stopping import StopRule
 from mergekit_evo.search.study import make_sampler, make_storage, open_study, population_size
@@ -372,12 +373,8 @@ class Search:
                 space = PSDFSSpace(cfg, recipes, partner)
                 study = self.open("dfs", space)
             best_source = max(baseline.values()) if baseline else None
-            res = run_stage(
-                study,
-                space,
-                self.evaluate,
-                self.rundir,
-                self.stop_rule(space, dfs_budget, best_source),
+            n_polish = polish_budget(cfg.dfs.polish_share, dfs_budget)
+            stage_kwargs: dict[str, Any] = dict(
                 prefix=prefix_dfs,
                 owner=self.owner,
                 leader=self.role == "search",
@@ -385,6 +382,25 @@ class Search:
                 log=self.log,
                 elapsed_offset_s=sum(float(s.user_attrs.get("wall_s", 0.0)) for _, s in studies),
             )
+            res = run_stage(
+                study,
+                space,
+                self.evaluate,
+                self.rundir,
+                self.stop_rule(space, dfs_budget - n_polish, best_source),
+                **stage_kwargs,
+            )
+            if n_polish and self.role == "search" and res.stop_reason.startswith("budget"):
+                res = run_polish(
+                    study,
+                    space,
+                    self.evaluate,
+                    self.rundir,
+                    self.stop_rule(space, dfs_budget, best_source),
+                    step=cfg.dfs.polish_step,
+                    min_step=cfg.dfs.polish_min_step,
+                    **stage_kwargs,
+                )
             studies.append(("dfs", study))
             stop_reasons["dfs"] = res.stop_reason
             dfs_best = res.best_fitness

@@ -7,8 +7,12 @@ entries, ``compact`` one per model pair (n x n), ``shared`` one number for every
 jump (within-model jumps stay 1).  Coordinates not evolved (``evolve: indicators|scales``,
 slots outside ``window``) keep their initial value.
 
-Paper initialisation (quoted, not read from the PDF): I is zero except model A's
-first-repetition slots, which start at 2 * sigma, so the start point is model A's own path.
+Initialisation of I (``init_indicators``): ``paper`` (quoted, not read from the PDF) is zero
+except model A's first-repetition slots, which start at 2 * sigma.  Zero is the on/off threshold,
+so CMA-ES's first generations switch each other slot on with probability 1/2: the search starts
+from random long paths, not from A.  ``model_a`` (the default) puts those other slots at
+-2 * sigma instead, so the start point is model A's own path unambiguously (each slot flips with
+probability ~2% per sample) - on the planted benchmark this is what lets DFS recover the path.
 """
 
 from __future__ import annotations
@@ -53,8 +57,8 @@ class DFSSpace:
         two_sigma = 2 * sigma0 * (ihi - ilo)
 
         # initial I
-        if dfs.init_indicators == "paper":
-            i0 = np.zeros(self.T)
+        if dfs.init_indicators in ("paper", "model_a"):
+            i0 = np.zeros(self.T) if dfs.init_indicators == "paper" else np.full(self.T, -two_sigma)
             i0[: layer_counts[0]] = two_sigma
         elif dfs.init_indicators == "all":
             i0 = np.full(self.T, two_sigma)
@@ -204,6 +208,91 @@ class DFSSpace:
             "parameters": self.parameters(x),
             "dtype": self.dtype,
         }
+
+    # -- local moves (the slot-flip polish, mergekit_evo.search.polish) ---------------------
+
+    def used_scales(self, i: np.ndarray) -> set[tuple[int, ...]]:
+        """Indices into the evolved W that the path of ``i`` actually uses (as plan_path)."""
+        m = self.M
+        path = [t % m for t in range(self.T) if i[t] > 0]
+        if self.cfg.pin_ends:
+            first, last = 0, self.layer_counts[0] - 1
+            if not path or path[0] != first:
+                path.insert(0, first)
+            if path[-1] != last:
+                path.append(last)
+        used: set[tuple[int, ...]] = set()
+        for a, b in zip(path[:-1], path[1:], strict=True):
+            oa, ob = int(self.owner[a]), int(self.owner[b])
+            if self.cfg.scales == "full":
+                used.add((a, b))
+            elif self.cfg.scales == "compact":
+                used.add((oa, ob))
+            elif oa != ob:  # shared: only cross-model hops read the number
+                used.add((0,))
+        return used
+
+    def neighbours(self, x: np.ndarray, step: float) -> list[tuple[str, np.ndarray]]:
+        """Local moves from ``x``: path moves, then a +-``step`` change of each used scale.
+
+        Path moves: every single-slot flip; every *shift* - a layer moved to its slot in the
+        next or previous repetition (the path keeps its layers in another order); every *swap*
+        - a layer replaced by the same-depth layer of another model, in the same repetition.
+        Shifts and swaps are two flips at once, which single flips reach only through a worse
+        path in between.  ``step`` is a fraction of the scale bounds' range.  Moves stay inside
+        the range a trial can take (:meth:`VectorSpace.box`); a flip that cannot cross 0 there
+        is left out, as are scale entries the path does not use (they cannot change the model).
+        """
+        lo, hi = self.vector.box()
+        i, _ = self.split(x)
+        out: list[tuple[str, np.ndarray]] = []
+        eps = 1e-3 * (self.cfg.indicator_bounds[1] - self.cfg.indicator_bounds[0])
+        flipped: dict[int, float] = {}  # slot -> flipped value, for slots a trial can flip
+        if self.cfg.evolve in ("both", "indicators"):
+            for t in range(*self.window):
+                k = t - self.window[0]
+                v = float(x[k])
+                new = min(max(-v, eps), hi[k]) if v <= 0 else max(-v, lo[k])
+                if (new > 0) != (v > 0):
+                    flipped[t] = new
+        for t, new in flipped.items():
+            y = x.copy()
+            y[t - self.window[0]] = new
+            out.append((f"flip I.{t:05d}", y))
+        offset = np.concatenate([[0], np.cumsum(self.layer_counts)])
+        pairs: list[tuple[str, int, int]] = []
+        for t in flipped:
+            if t + self.M in flipped:
+                pairs.append(("shift", t, t + self.M))  # same layer, next repetition
+            rep, g = divmod(t, self.M)
+            m = int(self.owner[g])
+            depth = g - int(offset[m])
+            for m2 in range(m + 1, len(self.layer_counts)):  # same depth, another model
+                if depth < self.layer_counts[m2]:
+                    u = rep * self.M + int(offset[m2]) + depth
+                    if u in flipped:
+                        pairs.append(("swap", t, u))
+        for kind, t, u in pairs:
+            if (i[t] > 0) != (i[u] > 0):
+                y = x.copy()
+                y[t - self.window[0]] = flipped[t]
+                y[u - self.window[0]] = flipped[u]
+                out.append((f"{kind} I.{t:05d} I.{u:05d}", y))
+        used = self.used_scales(i)
+        slo, shi = self.cfg.scale_bounds
+        for k, d in enumerate(self.vector.dims):
+            if not d.name.startswith("W."):
+                continue
+            idx = tuple(int(p) for p in d.name.split(".")[1:])
+            if idx not in used:
+                continue
+            for sign in (-1.0, 1.0):
+                new = float(np.clip(x[k] + sign * step * (shi - slo), lo[k], hi[k]))
+                if abs(new - x[k]) > 1e-12:
+                    y = x.copy()
+                    y[k] = new
+                    out.append((f"{d.name} {sign * step:+g}", y))
+        return out
 
     def path_length(self, x: np.ndarray) -> int:
         """Number of kept slots (before pin_ends adds A's first/last layer)."""

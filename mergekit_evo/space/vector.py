@@ -76,6 +76,22 @@ class VectorSpace:
         x = np.array([float(params[d.name]) for d in self.dims], dtype=np.float64)
         return np.clip(x, self.lows, self.highs)
 
+    def box(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-coordinate (low, high) a trial can take: the suggest range within the bounds.
+
+        Parameters enqueued by hand (the DFS polish) must stay inside it, or Optuna ignores them.
+        """
+        rng = [self.suggest_range(d) for d in self.dims]
+        lo = np.maximum(self.lows, [r[0] for r in rng])
+        hi = np.minimum(self.highs, [r[1] for r in rng])
+        return lo, hi
+
+    def params(self, x: np.ndarray) -> dict[str, float]:
+        """Vector -> Optuna parameters (clipped into :meth:`box`), for ``enqueue_trial``."""
+        lo, hi = self.box()
+        xc = np.clip(np.asarray(x, dtype=np.float64), lo, hi)
+        return {d.name: float(v) for d, v in zip(self.dims, xc, strict=True)}
+
     def x0(self) -> np.ndarray:
         return np.array([d.x0 for d in self.dims], dtype=np.float64)
 

@@ -128,7 +128,16 @@ def test_dfs_paper_init_is_model_a(zoo):
     assert space.M == 8 and space.T == 24
     i, w = space.split(space.vector.x0())
     assert (i[:4] > 0).all() and (i[4:] <= 0).all()  # A's first repetition only
-    assert i[0] == pytest.approx(2 * (1 / 6) * 2)  # 2 sigma (indicator bounds [-1, 1])
+    two_sigma = 2 * (1 / 6) * 2  # indicator bounds [-1, 1]
+    # default model_a: the other slots clearly off (-2 sigma), not at the threshold 0
+    assert i[0] == pytest.approx(two_sigma) and i[4:] == pytest.approx(-two_sigma)
+    lo, hi = space.vector.box()  # a trial can still switch an off slot on (up to +1 sigma)
+    assert hi[4] == pytest.approx(two_sigma / 2) and lo[4] == -1.0
+    paper = DFSSpace.from_config(
+        _cfg(zoo, mode="dfs", dfs={"repeats": 3, "init_indicators": "paper"})
+    )
+    i_paper, _ = paper.split(paper.vector.x0())
+    assert i_paper[:4] == pytest.approx(two_sigma) and (i_paper[4:] == 0).all()
     assert w.shape == (8, 8) and (w == 1).all()
     assert len(space.vector) == 24 + 64
     r = space.recipe(space.vector.x0())
