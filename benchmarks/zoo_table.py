@@ -353,10 +353,16 @@ def _commit() -> str:
     return out or "unknown"
 
 
-def goals(rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def zoo_sources(zoo: Path) -> list[str]:
+    """The zoo's source models (fine-tunes of its base), in manifest order."""
+    manifest = json.loads((zoo / "zoo.json").read_text())
+    return [k for k, m in manifest["models"].items() if m["role"] == "source"]
+
+
+def goals(rows: dict[str, dict[str, Any]], sources: list[str]) -> list[dict[str, Any]]:
     """The issue's goals on the held-out split, each with the numbers it was decided on."""
     h = {k: v["heldout"] for k, v in rows.items() if v.get("heldout") is not None}
-    best_src = max(h[k] for k in ("math", "lang"))
+    best_src = max(h[k] for k in sources)
     controls = max(v for k, v in h.items() if k.startswith("control:"))
     out = []
     if "ps" in h:
@@ -557,9 +563,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return {"label": label, "search": s.score, "heldout": h.score, **extra}
 
     rows: dict[str, dict[str, Any]] = {}
-    for name in ("base", "math", "lang"):
+    sources = zoo_sources(zoo)
+    for name in ("base", *sources):
         rows[name] = both(name, str(zoo / name), evaluations=1)
-    for name in ("math", "lang"):
+    for name in sources:
         t0 = time.perf_counter()
         tried = {}
         for s in SCALES if not args.quick else (1.0,):
@@ -617,7 +624,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             },
             "champion_recipes": {k: v["best_recipe"] for k, v in searches.items()},
             "proxy": proxy,
-            "goals": goals(rows),
+            "goals": goals(rows, sources),
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(doc, indent=2, default=str) + "\n")

@@ -14,13 +14,17 @@ import click
 
 @click.group(name="zoo")
 def zoo_command() -> None:
-    """Offline model zoo: a base LM, MATH and LANG fine-tunes, and a target task needing both."""
+    """Offline model zoo: a base LM, two fine-tunes, and a target task that needs both."""
 
 
 @zoo_command.command("build")
 @click.argument("out_dir", type=click.Path(file_okay=False))
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--design", type=click.Choice(["verbs", "lang"]), default="verbs", show_default=True,
+    help="verbs: MATH + a source that knows 8 new verbs; lang: MATH + the invented language L.",
+)  # fmt: skip
 @click.option(
     "--size", type=click.Choice(["tiny", "cpu", "gpu"]), default="cpu", show_default=True,
     help="tiny: tests (seconds); cpu: ~1M params (the committed fixture); gpu: 14M params.",
@@ -31,7 +35,13 @@ def zoo_command() -> None:
     help="torch CPU threads (default: torch's); 1 is fastest on an oversubscribed machine.",
 )  # fmt: skip
 def build_command(
-    out_dir: str, device: str, seed: int, size: str, sanity: bool, threads: int | None
+    out_dir: str,
+    device: str,
+    seed: int,
+    design: str,
+    size: str,
+    sanity: bool,
+    threads: int | None,
 ) -> None:
     """Build a deterministic zoo in OUT_DIR (models, tokenizer, splits, lm-eval tasks, zoo.json)."""
     from pathlib import Path
@@ -39,7 +49,8 @@ def build_command(
     from mergekit_evo.zoo.build import build_zoo
 
     command = (
-        f"mergekit-evo zoo build {shlex.quote(out_dir)} --size {size} --seed {seed} "
+        f"mergekit-evo zoo build {shlex.quote(out_dir)} --design {design} --size {size} "
+        f"--seed {seed} "
         f"--device {device}"
         + (" --sanity" if sanity else "")
         + (f" --threads {threads}" if threads else "")
@@ -47,8 +58,9 @@ def build_command(
     t0 = time.time()
     log = lambda msg: click.echo(msg, err=True)  # noqa: E731
     manifest = build_zoo(
-        out_dir, seed=seed, size=size, device=device, command=command, log=log, threads=threads
-    )
+        out_dir, seed=seed, size=size, device=device, command=command, log=log,
+        threads=threads, design=design,
+    )  # fmt: skip
     click.echo(f"built {size} zoo (seed {seed}) in {time.time() - t0:.0f}s: {out_dir}")
     if sanity:
         import torch

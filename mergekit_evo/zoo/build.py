@@ -20,61 +20,62 @@ from pathlib import Path
 import torch
 
 from mergekit_evo.zoo import corpus, tasks
+from mergekit_evo.zoo.designs import DEFAULT_DESIGN, DESIGNS, ZooDesign
 from mergekit_evo.zoo.sizes import SIZES, ZooSize
 from mergekit_evo.zoo.tokenizer import make_tokenizer, vocabulary
 from mergekit_evo.zoo.train import encode_pairs, finetune, make_model, pretrain
 
 MANIFEST_VERSION = 1
 
-SPLITS: dict[str, tuple[str, str]] = {
-    # split name -> (lm-eval task, description)
-    "target_search": ("zoo_target_search", "two-step problems in L (search fitness)"),
-    "target_heldout": ("zoo_target_heldout", "two-step problems in L (held-out report)"),
-    "math_heldout": ("zoo_math_heldout", "two-step problems in English (MATH skill)"),
-    "lang_heldout": ("zoo_lang_heldout", "one-step problems in L (LANG skill)"),
-}
-
 
 def _rng(seed: int, purpose: str) -> random.Random:
     return random.Random(f"{seed}:{purpose}")
 
 
-def _make_splits(seed: int, size: ZooSize) -> tuple[dict[str, tuple[list[str], list]], set[str]]:
+def _make_splits(
+    seed: int, size: ZooSize, design: ZooDesign
+) -> tuple[dict[str, tuple[list[str], list]], set[str]]:
     """Evaluation splits (questions rendered, problems) and the keys no training data may use."""
     rng = _rng(seed, "splits")
-    target = corpus.sample_problems(
-        rng, corpus.two_step, size.search_n + size.heldout_n, unique=True
-    )
+    make_target = design.splits["target_search"].make  # search and held-out: one draw, cut
+    target = corpus.sample_problems(rng, make_target, size.search_n + size.heldout_n, unique=True)
     banned = {p.key for p in target}
-    math = corpus.sample_problems(rng, corpus.two_step, size.skill_n, banned, unique=True)
-    lang = corpus.sample_problems(rng, corpus.one_step, size.skill_n, banned, unique=True)
-    banned |= {p.key for p in math} | {p.key for p in lang}
-    splits = {
-        "target_search": target[: size.search_n],
-        "target_heldout": target[size.search_n :],
-        "math_heldout": math,
-        "lang_heldout": lang,
+    drawn = {"target_search": target[: size.search_n], "target_heldout": target[size.search_n :]}
+    skill_keys: set[str] = set()
+    for name, split in design.splits.items():
+        if name not in drawn:
+            n = getattr(size, split.size_field)
+            drawn[name] = corpus.sample_problems(rng, split.make, n, banned, unique=True)
+            skill_keys |= {p.key for p in drawn[name]}
+    banned |= skill_keys
+    rendered = {
+        name: ([corpus.render(p, design.splits[name].lang) for p in problems], problems)
+        for name, problems in drawn.items()
     }
-    lang_of = {
-        "target_search": "l",
-        "target_heldout": "l",
-        "math_heldout": "en",
-        "lang_heldout": "l",
-    }
-    return {k: ([corpus.render(p, lang_of[k]) for p in v], v) for k, v in splits.items()}, banned
+    return rendered, banned
 
 
-def _base_stream(seed: int, size: ZooSize, vocab: dict[str, int], banned: set[str]) -> torch.Tensor:
+def _base_stream(
+    seed: int, size: ZooSize, vocab: dict[str, int], banned: set[str], design: ZooDesign
+) -> torch.Tensor:
     """``size.base_tokens`` tokens of base-mixture documents, each followed by ``</s>``."""
     rng = _rng(seed, "base-data")
     eos = vocab["</s>"]
-    mixture = corpus.BASE_MIXTURE | {"onestep_mix": size.problem_mix}
     ids: list[int] = []
     while len(ids) < size.base_tokens:
-        doc = corpus.base_document(rng, banned, mixture, size.problem_switch_rate)
+        doc = corpus.base_document(
+            rng, banned, _mixture(design, size), size.problem_switch_rate,
+            design.text_style, design.problem_style,
+        )  # fmt: skip
         ids.extend(vocab[w] for w in doc.split())
         ids.append(eos)
     return torch.tensor(ids, dtype=torch.long)
+
+
+def _mixture(design: ZooDesign, size: ZooSize) -> dict[str, float]:
+    if design.name == "lang":  # the size's code-switched problem weight (0 in every preset)
+        return design.base_mixture | {"onestep_mix": size.problem_mix}
+    return dict(design.base_mixture)
 
 
 def _save(model: torch.nn.Module, tokenizer, out: Path) -> None:
@@ -92,6 +93,7 @@ def build_zoo(
     log: Callable[[str], None] = print,
     overrides: dict | None = None,
     threads: int | None = None,
+    design: str = DEFAULT_DESIGN,
 ) -> dict:
     """Build a complete zoo in ``out_dir``; return its manifest (also written as ``zoo.json``).
 
@@ -105,7 +107,7 @@ def build_zoo(
     if threads:
         torch.set_num_threads(threads)
     try:
-        return _build(out_dir, seed, size, device, command, log, overrides)
+        return _build(out_dir, seed, size, device, command, log, overrides, DESIGNS[design])
     finally:
         torch.use_deterministic_algorithms(prev)
         torch.set_num_threads(prev_threads)
@@ -119,6 +121,7 @@ def _build(
     command: str | None = None,
     log: Callable[[str], None] = print,
     overrides: dict | None = None,
+    design: ZooDesign = DESIGNS[DEFAULT_DESIGN],
 ) -> dict:
     """The pipeline behind :func:`build_zoo`."""
     t_start = time.time()
@@ -134,13 +137,13 @@ def _build(
         return [vocab[w] for w in text.split()]
 
     # evaluation splits first, so that no training example repeats one of them
-    splits, banned = _make_splits(seed, preset)
+    splits, banned = _make_splits(seed, preset, design)
     (out / tasks.DATA_DIR).mkdir(exist_ok=True)
     split_info: dict[str, dict] = {}
     for name, (questions, problems) in splits.items():
         data_file = f"{name}.jsonl"
         n = tasks.write_jsonl(out / tasks.DATA_DIR / data_file, questions, problems)
-        task, desc = SPLITS[name]
+        task, desc = design.splits[name].task, design.splits[name].description
         yaml_path = tasks.write_task(out, task, data_file, desc)
         split_info[name] = {
             "task": task,
@@ -152,7 +155,7 @@ def _build(
 
     timings: dict[str, float] = {}
     t = time.time()
-    stream = _base_stream(seed, preset, vocab, banned)
+    stream = _base_stream(seed, preset, vocab, banned, design)
     log(f"[data] {stream.numel()} base tokens ({time.time() - t:.0f}s)")
     base = make_model(preset, len(vocab), seed, special)
     n_params = sum(p.numel() for p in base.parameters())
@@ -161,19 +164,15 @@ def _build(
     _save(base, tokenizer, out / "base")
     timings["base"] = time.time() - t
 
-    sources = {
-        "math": (corpus.math_examples, "English two-step word problems"),
-        "lang": (corpus.lang_examples, "L one-step word problems and L reading comprehension"),
-    }
     ft_losses: dict[str, float] = {}
-    for i, (name, (make, _desc)) in enumerate(sources.items()):
+    for i, (name, source) in enumerate(design.sources.items()):
         t = time.time()
-        pairs = make(_rng(seed, f"{name}-data"), preset.ft_examples, banned)
+        pairs = source.make(_rng(seed, f"{name}-data"), preset.ft_examples, banned)
         model = make_model(preset, len(vocab), seed, special)
         model.load_state_dict(base.state_dict())
         losses = finetune(
             model, encode_pairs(pairs, encode, special["eos"]), preset, seed + 1 + i,
-            special["pad"], device, log, name,
+            special["pad"], device, log, name, source.body_lr_scale,
         )  # fmt: skip
         ft_losses[name] = losses[-1]
         _save(model, tokenizer, out / name)
@@ -182,12 +181,13 @@ def _build(
     manifest = {
         "format": MANIFEST_VERSION,
         "seed": seed,
+        "design": design.name,
         "size": size,
         "size_config": preset.to_dict(),
         "overrides": overrides or {},
         "command": command
         or f"mergekit-evo zoo build {shlex.quote(str(out_dir))} "
-        f"--size {size} --seed {seed} --device {device}",
+        f"--design {design.name} --size {size} --seed {seed} --device {device}",
         "tokenizer": "tokenizer",
         "vocab_size": len(vocab),
         "architecture": "LlamaForCausalLM",
@@ -196,8 +196,7 @@ def _build(
             "base": {
                 "path": "base",
                 "role": "base",
-                "trained_on": "mixture "
-                + json.dumps(corpus.BASE_MIXTURE | {"onestep_mix": preset.problem_mix}),
+                "trained_on": "mixture " + json.dumps(_mixture(design, preset)),
                 "final_loss": round(base_losses[-1], 4),
             },
             **{
@@ -205,13 +204,13 @@ def _build(
                     "path": name,
                     "role": "source",
                     "finetuned_from": "base",
-                    "trained_on": desc,
+                    "trained_on": source.description,
                     "final_loss": round(ft_losses[name], 4),
                 }
-                for name, (_, desc) in sources.items()
+                for name, source in design.sources.items()
             },
         },
-        "target": "two-step word problems in L (needs MATH's chaining and LANG's reading of L)",
+        "target": design.target,
         "splits": split_info,
         "tasks_dir": tasks.TASKS_DIR,
         "device": device,

@@ -92,8 +92,19 @@ def task_vector_stats(
     }
 
 
-def sanity_table(zoo_dir: str | Path, max_records: int | None = None, device: str = "cpu") -> dict:
-    """Accuracy of base / MATH / LANG / base+dMATH+dLANG on every split, plus task-vector stats."""
+def hand_merge_name(sources: Sequence[str]) -> str:
+    """Label of the task-arithmetic merge of ``sources`` (e.g. ``base+dMATH+dVERBS``)."""
+    return "base" + "".join(f"+d{s.upper()}" for s in sources)
+
+
+def sanity_table(
+    zoo_dir: str | Path,
+    max_records: int | None = None,
+    device: str = "cpu",
+    scales: Sequence[float] = (1.0, 1.0),
+) -> dict:
+    """Accuracy of base / each source / their task-arithmetic merge on every split, plus
+    task-vector stats (``scales``: the merge's weight per source)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     zoo_dir = Path(zoo_dir)
@@ -103,12 +114,16 @@ def sanity_table(zoo_dir: str | Path, max_records: int | None = None, device: st
         name: AutoModelForCausalLM.from_pretrained(str(zoo_dir / m["path"]), dtype=torch.float32)
         for name, m in manifest["models"].items()
     }
+    sources = [k for k, m in manifest["models"].items() if m["role"] == "source"]
     sds = {k: m.state_dict() for k, m in models.items()}
     merged = AutoModelForCausalLM.from_pretrained(
         str(zoo_dir / manifest["models"]["base"]["path"]), dtype=torch.float32
     )
-    merged.load_state_dict(task_arithmetic(sds["base"], [sds["math"], sds["lang"]], [1.0, 1.0]))
-    models["base+dMATH+dLANG"] = merged
+    merged.load_state_dict(task_arithmetic(sds["base"], [sds[s] for s in sources], scales))
+    label = hand_merge_name(sources)
+    if tuple(scales) != (1.0,) * len(sources):
+        label += "@" + ",".join(f"{x:g}" for x in scales)
+    models[label] = merged
     models = {k: m.to(device) for k, m in models.items()}
     table: dict[str, dict[str, float]] = {}
     for split, info in manifest["splits"].items():
@@ -116,7 +131,8 @@ def sanity_table(zoo_dir: str | Path, max_records: int | None = None, device: st
         table[split] = {name: accuracy(m, tok, records) for name, m in models.items()}
     return {
         "accuracy": table,
-        "task_vectors": task_vector_stats(sds["base"], sds["math"], sds["lang"]),
+        "sources": sources,
+        "task_vectors": task_vector_stats(sds["base"], sds[sources[0]], sds[sources[1]]),
     }
 
 
@@ -128,8 +144,9 @@ def format_table(result: dict) -> str:
     for split, row in acc.items():
         lines.append(f"| {split} | " + " | ".join(f"{100 * row[n]:.1f}" for n in names) + " |")
     tv = result["task_vectors"]
+    a, b = (s.upper() for s in result.get("sources", ("math", "lang")))
     lines.append(
-        f"\n|dMATH|/|base| = {tv['rel_norm_a']:.4f}, |dLANG|/|base| = {tv['rel_norm_b']:.4f}, "
-        f"cos(dMATH, dLANG) = {tv['cosine']:.3f}"
+        f"\n|d{a}|/|base| = {tv['rel_norm_a']:.4f}, |d{b}|/|base| = {tv['rel_norm_b']:.4f}, "
+        f"cos(d{a}, d{b}) = {tv['cosine']:.3f}"
     )
     return "\n".join(lines)

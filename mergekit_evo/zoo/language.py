@@ -55,6 +55,29 @@ LEXICON: dict[str, str] = _make_lexicon()
 L_WORDS: tuple[str, ...] = tuple(LEXICON[w] for w in ENGLISH_WORDS)
 
 
+NEW_VERB_COUNT = 4  # per sign: 4 new gain verbs, 4 new loss verbs
+_NEW_VERB_SEED = 20240320
+
+
+def _make_new_verbs() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Invented verbs for the ``verbs`` design, disjoint from L and from English (fixed seed)."""
+    rng = random.Random(_NEW_VERB_SEED)
+    taken = {w.lower() for w in ENGLISH_WORDS + NAMES} | set(LEXICON.values())
+    words: list[str] = []
+    while len(words) < 2 * NEW_VERB_COUNT:
+        cand = "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) for _ in range(2)) + "s"
+        if cand not in taken:
+            taken.add(cand)
+            words.append(cand)
+    return tuple(words[:NEW_VERB_COUNT]), tuple(words[NEW_VERB_COUNT:])
+
+
+NEW_GAIN_VERBS, NEW_LOSS_VERBS = _make_new_verbs()
+"""Verbs no base document gives a meaning: the base reads them in sentences whose numbers carry no
+sign (stories, "how many at first"), and only the VERBS source learns which add and which take
+away (``docs/zoo-design.md``, design ``verbs``)."""
+
+
 def to_l(tokens: Sequence[str]) -> list[str]:
     """Translate whitespace tokens to L; names, numbers and symbols pass through."""
     return [LEXICON.get(t, t) for t in tokens]

@@ -49,7 +49,7 @@ SIZES: dict[str, ZooSize] = {
     "cpu": ZooSize(
         name="cpu", hidden=64, layers=8, heads=4, intermediate=192, seq_len=128,
         base_steps=900, base_batch=32, base_lr=3e-3, base_tokens=2_000_000,
-        ft_steps=250, ft_batch=32, ft_lr=1e-3, ft_examples=8000,
+        ft_steps=600, ft_batch=32, ft_lr=1e-3, ft_examples=8000,
         search_n=200, heldout_n=400, skill_n=200,
     ),
     "gpu": ZooSize(

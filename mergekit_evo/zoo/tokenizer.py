@@ -16,10 +16,17 @@ SPECIALS: tuple[str, ...] = ("<pad>", "<unk>", "<s>", "</s>")
 def vocabulary() -> list[str]:
     """The full, ordered vocabulary (fixed: identical for every seed and size)."""
     from mergekit_evo.zoo.corpus import all_words
-    from mergekit_evo.zoo.language import ENGLISH_WORDS, L_WORDS, NAMES
+    from mergekit_evo.zoo.language import (
+        ENGLISH_WORDS,
+        L_WORDS,
+        NAMES,
+        NEW_GAIN_VERBS,
+        NEW_LOSS_VERBS,
+    )
 
     vocab: list[str] = []
-    for tok in (*SPECIALS, *all_words(), *NAMES, *ENGLISH_WORDS, *L_WORDS):
+    new_verbs = (*NEW_GAIN_VERBS, *NEW_LOSS_VERBS)
+    for tok in (*SPECIALS, *all_words(), *NAMES, *ENGLISH_WORDS, *L_WORDS, *new_verbs):
         if tok not in vocab:
             vocab.append(tok)
     return vocab

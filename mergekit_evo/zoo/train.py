@@ -53,10 +53,19 @@ def _lr_at(step: int, total: int, peak: float, warmup_frac: float) -> float:
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
 
 
-def _optimizer(model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
-    groups = [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}]
+def _optimizer(
+    model: torch.nn.Module, lr: float, body_lr_scale: float = 1.0, weight_decay: float = 0.1
+) -> torch.optim.Optimizer:
+    """AdamW; the input embeddings train at ``lr``, everything else at ``lr * body_lr_scale``."""
+    embed = model.get_input_embeddings().weight
+    rest = [p for p in model.parameters() if p is not embed]
+    groups = [
+        {"params": [embed], "weight_decay": weight_decay, "lr_scale": 1.0},
+        {"params": [p for p in rest if p.ndim >= 2], "weight_decay": weight_decay,
+         "lr_scale": body_lr_scale},
+        {"params": [p for p in rest if p.ndim < 2], "weight_decay": 0.0,
+         "lr_scale": body_lr_scale},
+    ]  # fmt: skip
     return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95), eps=1e-8)
 
 
@@ -69,16 +78,17 @@ def _run(
     device: str,
     log: Log,
     tag: str,
+    body_lr_scale: float = 1.0,
 ) -> list[float]:
     """The shared optimisation loop; ``batches(step)`` gives (input_ids, attention_mask, labels)."""
     model.to(device).train()
-    opt = _optimizer(model, lr)
+    opt = _optimizer(model, lr, body_lr_scale)
     use_bf16 = device.startswith("cuda")
     losses: list[float] = []
     t0 = time.time()
     for step in range(steps):
         for g in opt.param_groups:
-            g["lr"] = _lr_at(step, steps, lr, warmup_frac)
+            g["lr"] = _lr_at(step, steps, lr, warmup_frac) * g["lr_scale"]
         ids, mask, labels = (None if t is None else t.to(device) for t in batches(step))
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
             loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
@@ -136,8 +146,12 @@ def finetune(
     device: str = "cpu",
     log: Log = print,
     tag: str = "ft",
+    body_lr_scale: float = 1.0,
 ) -> list[float]:
-    """Supervised fine-tuning with the loss on answer tokens only (prompt and padding masked)."""
+    """Supervised fine-tuning with the loss on answer tokens only (prompt and padding masked).
+
+    ``body_lr_scale`` < 1 trains the input embeddings faster than the rest (0: embeddings only,
+    the first stage of adapting a model to new vocabulary)."""
     gen = torch.Generator().manual_seed(seed)
 
     def batches(step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -154,4 +168,7 @@ def finetune(
             mask[r, :n] = 1
         return ids, mask, labels
 
-    return _run(model, batches, size.ft_steps, size.ft_lr, size.warmup_frac, device, log, tag)
+    return _run(
+        model, batches, size.ft_steps, size.ft_lr, size.warmup_frac, device, log, tag,
+        body_lr_scale,
+    )  # fmt: skip

@@ -12,8 +12,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE = REPO / "fixtures" / "zoo"
-MODELS = ("base", "math", "lang")
-SPLITS = ("target_search", "target_heldout", "math_heldout", "lang_heldout")
+MODELS = ("base", "math", "verbs")
+SPLITS = ("target_search", "target_heldout", "math_heldout", "verbs_heldout")
 
 
 def _sha(path: Path) -> str:
@@ -45,16 +45,57 @@ def test_tiny_build_is_deterministic(tiny_zoos: tuple[Path, Path]) -> None:
         assert _sha(a / m / "model.safetensors") == _sha(b / m / "model.safetensors"), m
     for s in SPLITS:
         assert (a / "data" / f"{s}.jsonl").read_bytes() == (b / "data" / f"{s}.jsonl").read_bytes()
-    assert _sha(a / "math" / "model.safetensors") != _sha(a / "lang" / "model.safetensors")
+    assert _sha(a / "math" / "model.safetensors") != _sha(a / "verbs" / "model.safetensors")
 
 
-def test_seed_changes_data() -> None:
+@pytest.mark.parametrize("design", ["verbs", "lang"])
+def test_seed_changes_data(design: str) -> None:
     from mergekit_evo.zoo.build import _make_splits
+    from mergekit_evo.zoo.designs import DESIGNS
     from mergekit_evo.zoo.sizes import SIZES
 
-    s0, _ = _make_splits(0, SIZES["tiny"])
-    s1, _ = _make_splits(1, SIZES["tiny"])
+    s0, _ = _make_splits(0, SIZES["tiny"], DESIGNS[design])
+    s1, _ = _make_splits(1, SIZES["tiny"], DESIGNS[design])
     assert s0["target_search"][0] != s1["target_search"][0]
+
+
+def test_lang_design_builds(tmp_path: Path) -> None:
+    """The paper-shaped design (MATH + the invented language L) still builds, with its splits."""
+    from mergekit_evo.zoo.build import build_zoo
+
+    manifest = build_zoo(tmp_path, size="tiny", design="lang", threads=1, log=lambda _: None)
+    assert manifest["design"] == "lang"
+    assert set(manifest["models"]) == {"base", "math", "lang"}
+    assert set(manifest["splits"]) == {
+        "target_search", "target_heldout", "math_heldout", "lang_heldout"
+    }  # fmt: skip
+    question = json.loads((tmp_path / "data" / "target_search.jsonl").open().readline())
+    assert not set(question["question"].split()) & {"has", "how", "many"}  # written in L
+
+
+def test_sign_free_text_never_tells_a_new_verb_sign() -> None:
+    """The base may read the new verbs, but nothing it reads may reveal which add and which
+    take away: no worked problem uses them, and a gain's amount is capped like a loss's (an
+    amount above the start would otherwise mark the verb as a gain)."""
+    from mergekit_evo.zoo import corpus
+    from mergekit_evo.zoo.designs import VERBS
+    from mergekit_evo.zoo.language import NEW_GAIN_VERBS, NEW_LOSS_VERBS
+
+    new = set(NEW_GAIN_VERBS) | set(NEW_LOSS_VERBS)
+    rng = random.Random(0)
+    seen_new = 0
+    for _ in range(3000):
+        doc = corpus.base_document(
+            rng, set(), VERBS.base_mixture, 0.2, VERBS.text_style, VERBS.problem_style
+        )
+        if new & set(doc.split()):
+            seen_new += 1
+            assert "=" not in doc, doc
+    assert seen_new > 100  # the base does read them
+    for have in range(0, 30):
+        for _ in range(50):
+            sent, d = corpus._change(rng, "Tom", "Mia", "pens", have, corpus.ANY_VERBS)
+            assert 1 <= abs(d) <= max(1, have), (have, sent)
 
 
 def test_tiny_manifest(tiny_zoos: tuple[Path, Path]) -> None:
@@ -99,9 +140,18 @@ def test_generated_text_tokenizes_without_unk() -> None:
 
     tok = make_tokenizer()
     rng = random.Random(0)
+    from mergekit_evo.zoo.designs import VERBS
+
     docs = [corpus.base_document(rng, set()) for _ in range(300)]
+    docs += [
+        corpus.base_document(
+            rng, set(), VERBS.base_mixture, 0.2, VERBS.text_style, VERBS.problem_style
+        )
+        for _ in range(300)
+    ]
     docs += [p + " " + a for p, a in corpus.math_examples(rng, 50, set())]
     docs += [p + " " + a for p, a in corpus.lang_examples(rng, 50, set())]
+    docs += [p + " " + a for p, a in corpus.verbs_examples(rng, 50, set())]
     for d in docs:
         ids = tok(d)["input_ids"]
         assert tok.unk_token_id not in ids, d
