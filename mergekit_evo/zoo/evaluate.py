@@ -144,7 +144,7 @@ def format_table(result: dict) -> str:
     for split, row in acc.items():
         lines.append(f"| {split} | " + " | ".join(f"{100 * row[n]:.1f}" for n in names) + " |")
     tv = result["task_vectors"]
-    a, b = (s.upper() for s in result.get("sources", ("math", "lang")))
+    a, b = (s.upper() for s in result["sources"])
     lines.append(
         f"\n|d{a}|/|base| = {tv['rel_norm_a']:.4f}, |d{b}|/|base| = {tv['rel_norm_b']:.4f}, "
         f"cos(d{a}, d{b}) = {tv['cosine']:.3f}"
