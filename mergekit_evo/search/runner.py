@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -382,14 +382,14 @@ class Search:
                 log=self.log,
                 elapsed_offset_s=sum(float(s.user_attrs.get("wall_s", 0.0)) for _, s in studies),
             )
-            res = run_stage(
-                study,
-                space,
-                self.evaluate,
-                self.rundir,
-                self.stop_rule(space, dfs_budget - n_polish, best_source),
-                **stage_kwargs,
-            )
+            cma_rule = self.stop_rule(space, dfs_budget - n_polish, best_source)
+            if n_polish:
+                note = (
+                    f", the CMA-ES part of the stage's {dfs_budget} (dfs.polish_share "
+                    f"{cfg.dfs.polish_share:g}); the polish gets the rest"
+                )
+                cma_rule = replace(cma_rule, budget_note=note)
+            res = run_stage(study, space, self.evaluate, self.rundir, cma_rule, **stage_kwargs)
             if n_polish and self.role == "search" and res.stop_reason.startswith("budget"):
                 res = run_polish(
                     study,

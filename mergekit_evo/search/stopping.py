@@ -23,6 +23,7 @@ class StopRule:
     target_gain: float | None = None
     best_source: float | None = None
     wall_clock_s: float | None = None
+    budget_note: str = ""  # appended to the budget reason (e.g. what runs after this part)
 
     @classmethod
     def from_budget(
@@ -49,7 +50,7 @@ class StopRule:
         candidates); ``fitness``: completed trials' fitness in trial order.
         """
         if n_done >= self.max_trials:
-            return f"budget: {n_done} trials done (max_trials {self.max_trials})"
+            return f"budget: {n_done} trials done (max_trials {self.max_trials}){self.budget_note}"
         if self.wall_clock_s is not None and elapsed_s >= self.wall_clock_s:
             return f"wall clock: {elapsed_s:.0f} s >= {self.wall_clock_s:.0f} s"
         best = max(fitness) if fitness else None

@@ -100,6 +100,9 @@ def test_target_fitness_and_patience_stop(tmp_path):
     assert gain.reason(3, [2.1], 0) is None and gain.reason(3, [2.3], 0) is not None
     wall = StopRule.from_budget(BudgetConfig(wall_clock_s=5), 4)
     assert wall.reason(1, [0.0], 6.0) is not None and wall.reason(1, [0.0], 1.0) is None
+    part = StopRule(max_trials=1, population_size=4, budget_note="; polish next")
+    assert part.reason(0, [], 0) is None
+    assert part.reason(1, [0.5], 0) == "budget: 1 trials done (max_trials 1); polish next"
 
 
 @pytest.mark.parametrize("sampler", ["tpe", "random"])
