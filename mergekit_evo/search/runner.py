@@ -64,9 +64,13 @@ def apply_overrides(
     return cfg.model_copy(update=upd) if upd else cfg
 
 
+#: config sections a mode never reads: a change there (e.g. a new DFS default) is no new search
+_UNUSED_BY_MODE = {"ps": ("dfs", "ps_dfs"), "dfs": ("ps", "ps_dfs"), "ps_dfs": ()}
+
+
 def _identity(cfg: SearchConfig) -> dict[str, Any]:
     d = cfg.model_dump(mode="json")
-    for k in _MUTABLE:
+    for k in (*_MUTABLE, *_UNUSED_BY_MODE[cfg.mode]):
         d.pop(k, None)
     return d
 

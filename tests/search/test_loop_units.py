@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import optuna
 import pytest
+import yaml
 from optuna.trial import TrialState
 
 from mergekit_evo.config import BudgetConfig, OptimizerConfig
@@ -167,3 +168,23 @@ def test_shared_study_requeues_only_stale_trials(tmp_path, monkeypatch):
     assert states[dead.number] == TrialState.FAIL and states[alive.number] == TrialState.RUNNING
     waiting = study.get_trials(states=(TrialState.WAITING,))
     assert [t.user_attrs["retry_of"] for t in waiting] == [dead.number]
+
+
+def test_resume_ignores_sections_the_mode_never_reads(tmp_path, family):
+    """A PS run directory resumes after a DFS-only change (e.g. a new DFS default), and a
+    change to what the mode does read is still refused."""
+    from mergekit_evo.config import ConfigError, load_search_config
+    from mergekit_evo.search.runner import _check_same_search
+    from tests.search.family import write_config
+
+    first = load_search_config(write_config(tmp_path / "a.yml", family, "ps"))
+    rundir = RunDir(tmp_path / "run")
+    rundir.root.mkdir()
+    rundir.config.write_text(yaml.safe_dump(first.model_dump(mode="json")))
+    dfs_changed = first.model_copy(
+        update={"dfs": first.dfs.model_copy(update={"polish_share": 0.25, "repeats": 3})}
+    )
+    _check_same_search(rundir, dfs_changed)  # PS never reads dfs: same search
+    ps_changed = first.model_copy(update={"ps": first.ps.model_copy(update={"method": "ties"})})
+    with pytest.raises(ConfigError, match="differs from the search"):
+        _check_same_search(rundir, ps_changed)
