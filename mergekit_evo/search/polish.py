@@ -10,12 +10,15 @@ down to ``min_step``) as ordinary trials of the same study, moves to the best if
 
 The trials are enqueued with fixed parameters, so Optuna never asks CMA-ES for them and its
 state is untouched.  Everything is derived from the study (the champion, which neighbours were
-already tried or queued), so an interrupted polish resumes where it stopped.
+already tried or queued), so an interrupted polish resumes where it stopped.  The ``search``
+process chooses the moves; workers (:func:`serve_polish`) evaluate queued moves alongside it,
+so a neighbourhood of ~2T moves spreads over every process of a shared study.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -41,6 +44,7 @@ if TYPE_CHECKING:
 
 POLISH_ATTR = "polish"  # trial user attr: the move that produced the trial
 FROM_ATTR = "polish_from"  # trial user attr: number of the champion it was moved from
+DONE_ATTR = "polish_done"  # study user attr: why the search process's polish stopped ("" while on)
 
 
 def polish_budget(share: float, stage_budget: int) -> int:
@@ -133,6 +137,7 @@ def run_polish(
     step: float,
     min_step: float,
     log: Log = print,
+    poll_s: float = 1.0,
     **stage_kwargs: Any,
 ) -> StageResult:
     """Polish ``study``'s champion until a local optimum or ``stop`` (the whole stage's rule).
@@ -140,17 +145,17 @@ def run_polish(
     ``space`` is a :class:`DFSSpace` or a PS+DFS space wrapping one (``space.dfs``).
     """
     dfs: DFSSpace = getattr(space, "dfs", space)  # type: ignore[assignment]
-
-    def batch_log(msg: str) -> None:  # run_stage's "stop (...): budget" ends every batch
-        if not msg.startswith("stop ("):
-            log(msg)
-
+    batch_log = _batch_log(log)
+    study.set_user_attr(DONE_ATTR, "")
     while True:
         n_done, fit = counted(study.get_trials(deepcopy=False))
         reason = stop.reason(n_done, fit, 0.0) or ""
         if reason:
             break
-        waiting = _waiting(study)
+        waiting, running = _queued(study)
+        if not waiting and running:  # a worker is still scoring a move of this neighbourhood
+            time.sleep(poll_s)
+            continue
         if not waiting:
             moves = next_moves(study, dfs, step, min_step)
             if not moves:
@@ -166,17 +171,69 @@ def run_polish(
             waiting = len(moves)
             log(f"polish: {waiting} move(s) from trial {origin.number if origin else '-'}")
         batch = dataclasses.replace(
-            stop, max_trials=n_done + min(waiting, stop.max_trials - n_done)
+            stop, max_trials=n_done + running + min(waiting, stop.max_trials - n_done)
         )
         res = run_stage(study, space, evaluate, rundir, batch, log=batch_log, **stage_kwargs)
         if not res.stop_reason.startswith("budget"):  # target, patience, wall clock
+            reason = res.stop_reason
+            break
+    study.set_user_attr(DONE_ATTR, reason)
+    log(f"stop (polish): {reason}")
+    return stage_result(study, reason)
+
+
+def serve_polish(
+    study: optuna.Study,
+    space: Space,
+    evaluate: Evaluate,
+    rundir: RunDir,
+    stop: StopRule,
+    *,
+    log: Log = print,
+    poll_s: float = 1.0,
+    **stage_kwargs: Any,
+) -> StageResult:
+    """A worker's share of the polish: score the moves the ``search`` process queues, until it
+    says the polish is over (or ``stop``, the whole stage's rule, does).
+
+    A worker never asks the sampler here: it only takes a batch while moves are queued, sized to
+    what is queued (a race with another process may still let one CMA-ES trial through).
+    """
+    batch_log = _batch_log(log)
+    while True:
+        over = study.user_attrs.get(DONE_ATTR)
+        if over:
+            reason = over
+            break
+        n_done, fit = counted(study.get_trials(deepcopy=False))
+        reason = stop.reason(n_done, fit, 0.0) or ""
+        if reason:
+            break
+        waiting, running = _queued(study)
+        if not waiting:
+            time.sleep(poll_s)
+            continue
+        batch = dataclasses.replace(stop, max_trials=n_done + running + waiting)
+        res = run_stage(study, space, evaluate, rundir, batch, log=batch_log, **stage_kwargs)
+        if not res.stop_reason.startswith("budget"):
             reason = res.stop_reason
             break
     log(f"stop (polish): {reason}")
     return stage_result(study, reason)
 
 
-def _waiting(study: optuna.Study) -> int:
+def _batch_log(log: Log) -> Log:
+    def batch_log(msg: str) -> None:  # run_stage's "stop (...): budget" ends every batch
+        if not msg.startswith("stop ("):
+            log(msg)
+
+    return batch_log
+
+
+def _queued(study: optuna.Study) -> tuple[int, int]:
+    """Trials WAITING (queued moves) and RUNNING (in some process) in the study."""
     from optuna.trial import TrialState
 
-    return len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+    trials = study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING))
+    waiting = sum(t.state == TrialState.WAITING for t in trials)
+    return waiting, len(trials) - waiting

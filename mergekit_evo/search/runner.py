@@ -17,7 +17,7 @@ import yaml
 
 from mergekit_evo.config import ConfigError, SearchConfig
 from mergekit_evo.search.loop import Evaluation, Log, best_trial, run_stage
-from mergekit_evo.search.polish import polish_budget, run_polish
+from mergekit_evo.search.polish import polish_budget, run_polish, serve_polish
 from mergekit_evo.search.rundir import RunDir
 from mergekit_evo.search.stopping import StopRule
 from mergekit_evo.search.study import make_sampler, make_storage, open_study, population_size
@@ -394,17 +394,18 @@ class Search:
                 )
                 cma_rule = replace(cma_rule, budget_note=note)
             res = run_stage(study, space, self.evaluate, self.rundir, cma_rule, **stage_kwargs)
-            if n_polish and self.role == "search" and res.stop_reason.startswith("budget"):
-                res = run_polish(
-                    study,
-                    space,
-                    self.evaluate,
-                    self.rundir,
-                    self.stop_rule(space, dfs_budget, best_source),
-                    step=cfg.dfs.polish_step,
-                    min_step=cfg.dfs.polish_min_step,
-                    **stage_kwargs,
-                )
+            if n_polish and res.stop_reason.startswith("budget"):
+                whole = self.stop_rule(space, dfs_budget, best_source)
+                if self.role == "search":  # chooses the moves
+                    res = run_polish(
+                        study, space, self.evaluate, self.rundir, whole,
+                        step=cfg.dfs.polish_step, min_step=cfg.dfs.polish_min_step,
+                        **stage_kwargs,
+                    )  # fmt: skip
+                else:  # scores queued moves alongside it
+                    res = serve_polish(
+                        study, space, self.evaluate, self.rundir, whole, **stage_kwargs
+                    )
             studies.append(("dfs", study))
             stop_reasons["dfs"] = res.stop_reason
             dfs_best = res.best_fitness

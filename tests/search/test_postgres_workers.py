@@ -77,3 +77,42 @@ def test_search_and_worker_share_one_study(family, tmp_path):
     assert not (tmp_path / "s" / "study.db").exists()
     assert len(study.get_trials()) == len(trials)
     optuna.delete_study(study_name=f"{name}-ps", storage=storage_url(URL))
+
+
+def test_worker_scores_the_dfs_polish(family, tmp_path):
+    """With the default DFS stage (the polish), a worker scores queued moves alongside the
+    search process, which alone chooses them; no move is scored twice."""
+    name = f"evo-test-{uuid.uuid4().hex[:10]}"
+    cfg = write_config(
+        tmp_path / "dfs.yml", family, "dfs", budget={"max_trials": 30}, study_name=name
+    )
+    search = subprocess.Popen(
+        [str(EXE), "search", str(cfg), "--out", str(tmp_path / "s"), "--storage", URL],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    worker = subprocess.run(
+        [str(EXE), "worker", str(cfg), "--storage", URL, "--out", str(tmp_path / "w")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    out, err = search.communicate(timeout=600)
+    assert search.returncode == 0, err[-3000:]
+    assert worker.returncode == 0, worker.stderr[-3000:]
+    assert "stop (polish)" in worker.stdout + worker.stderr
+
+    from mergekit_evo.search.study import storage_url
+
+    study = optuna.load_study(study_name=f"{name}-dfs", storage=storage_url(URL))
+    complete = [t for t in study.get_trials() if t.state == TrialState.COMPLETE]
+    moves = [t for t in complete if t.user_attrs.get("polish")]
+    assert moves
+    keys = [tuple(sorted(t.params.items())) for t in moves]
+    assert len(set(keys)) == len(keys)
+    mine = {p.name for p in (tmp_path / "s" / "trials").iterdir()}
+    theirs = {p.name for p in (tmp_path / "w" / "trials").iterdir()}
+    assert mine and theirs and not (mine & theirs)
+    assert study.user_attrs.get("polish_done")
+    optuna.delete_study(study_name=f"{name}-dfs", storage=storage_url(URL))
