@@ -170,12 +170,10 @@ def run_polish(
                 study.enqueue_trial(params, user_attrs=attrs)
             waiting = len(moves)
             log(f"polish: {waiting} move(s) from trial {origin.number if origin else '-'}")
-        batch = dataclasses.replace(
-            stop, max_trials=n_done + running + min(waiting, stop.max_trials - n_done)
+        reason = _score_queued(
+            study, space, evaluate, rundir, stop, n_done, running, waiting, batch_log, stage_kwargs
         )
-        res = run_stage(study, space, evaluate, rundir, batch, log=batch_log, **stage_kwargs)
-        if not res.stop_reason.startswith("budget"):  # target, patience, wall clock
-            reason = res.stop_reason
+        if reason:
             break
     study.set_user_attr(DONE_ATTR, reason)
     log(f"stop (polish): {reason}")
@@ -213,13 +211,33 @@ def serve_polish(
         if not waiting:
             time.sleep(poll_s)
             continue
-        batch = dataclasses.replace(stop, max_trials=n_done + running + waiting)
-        res = run_stage(study, space, evaluate, rundir, batch, log=batch_log, **stage_kwargs)
-        if not res.stop_reason.startswith("budget"):
-            reason = res.stop_reason
+        reason = _score_queued(
+            study, space, evaluate, rundir, stop, n_done, running, waiting, batch_log, stage_kwargs
+        )
+        if reason:
             break
     log(f"stop (polish): {reason}")
     return stage_result(study, reason)
+
+
+def _score_queued(
+    study: optuna.Study,
+    space: Space,
+    evaluate: Evaluate,
+    rundir: RunDir,
+    stop: StopRule,
+    n_done: int,
+    running: int,
+    waiting: int,
+    log: Log,
+    stage_kwargs: dict[str, Any],
+) -> str:
+    """Score the queued moves in one batch sized to them; the reason the polish must end (target,
+    patience, wall clock), or "" when the batch just ran out."""
+    cap = n_done + running + min(waiting, stop.max_trials - n_done)
+    batch = dataclasses.replace(stop, max_trials=cap)
+    res = run_stage(study, space, evaluate, rundir, batch, log=log, **stage_kwargs)
+    return "" if res.stop_reason.startswith("budget") else res.stop_reason
 
 
 def _batch_log(log: Log) -> Log:

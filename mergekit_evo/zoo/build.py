@@ -115,13 +115,13 @@ def build_zoo(
 
 def _build(
     out_dir: str | Path,
-    seed: int = 0,
-    size: str = "cpu",
-    device: str = "cpu",
-    command: str | None = None,
-    log: Callable[[str], None] = print,
-    overrides: dict | None = None,
-    design: ZooDesign = DESIGNS[DEFAULT_DESIGN],
+    seed: int,
+    size: str,
+    device: str,
+    command: str | None,
+    log: Callable[[str], None],
+    overrides: dict | None,
+    design: ZooDesign,
 ) -> dict:
     """The pipeline behind :func:`build_zoo`."""
     t_start = time.time()
