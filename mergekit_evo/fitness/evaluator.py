@@ -275,6 +275,23 @@ class FitnessEvaluator:
 
 
 @contextlib.contextmanager
+def keep_global_rng() -> Iterator[None]:
+    """Restore the global random / numpy / torch RNG states after the block."""
+    import random
+
+    import numpy as np
+    import torch
+
+    states = (random.getstate(), np.random.get_state(), torch.get_rng_state())
+    try:
+        yield
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.set_rng_state(states[2])
+
+
+@contextlib.contextmanager
 def seeded_global_rng(seed: int) -> Iterator[None]:
     """Seed the global random / numpy / torch RNGs for the block, then restore their states.
 
@@ -287,13 +304,8 @@ def seeded_global_rng(seed: int) -> Iterator[None]:
     import numpy as np
     import torch
 
-    states = (random.getstate(), np.random.get_state(), torch.get_rng_state())
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    try:
+    with keep_global_rng():
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)
         yield
-    finally:
-        random.setstate(states[0])
-        np.random.set_state(states[1])
-        torch.set_rng_state(states[2])

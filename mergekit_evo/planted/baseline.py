@@ -21,31 +21,13 @@ situation in one process.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mergekit_evo.fitness.evaluator import keep_global_rng
 from mergekit_evo.planted.problem import PlantedProblem
 from mergekit_evo.planted.search import Trial
-
-
-@contextmanager
-def keep_global_rng() -> Iterator[None]:
-    """Restore the global random / numpy / torch RNG states after the block."""
-    import random
-
-    import numpy as np
-    import torch
-
-    states = (random.getstate(), np.random.get_state(), torch.get_rng_state())
-    try:
-        yield
-    finally:
-        random.setstate(states[0])
-        np.random.set_state(states[1])
-        torch.set_rng_state(states[2])
 
 
 @dataclass

@@ -54,7 +54,7 @@ def test_rng_guard_shields_pycma_from_the_candidate_builds_reseeding() -> None:
     """MergeKit's run_merge reseeds numpy's global RNG per candidate; pycma samples from it."""
     import numpy as np
 
-    from mergekit_evo.planted.baseline import keep_global_rng
+    from mergekit_evo.fitness.evaluator import keep_global_rng
 
     np.random.seed(123)
     expected = np.random.rand(3)
