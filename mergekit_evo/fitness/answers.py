@@ -6,6 +6,7 @@ lm-eval's own ``flexible-extract`` regex misses full-width digits (ja/zh) and co
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 
@@ -71,7 +72,13 @@ def extract_numeric_answer(text: str | None) -> float | None:
 
 
 def canonical_number(value: float) -> str:
-    """One spelling per number, so string exact-match equals numeric equality: 18.0 -> ``"18"``."""
+    """One spelling per number, so string exact-match equals numeric equality: 18.0 -> ``"18"``.
+
+    Model output is untrusted: a generated run of 300+ digits parses to ``inf`` (and ``int(inf)``
+    raises), so a non-finite value gets a spelling no gold answer has and scores 0.
+    """
+    if not math.isfinite(value):
+        return "[overflow]"
     if value == int(value):
         return str(int(value))
     return f"{value:.6f}".rstrip("0").rstrip(".")

@@ -71,3 +71,18 @@ def test_numeric_filter_is_registered_and_canonicalises() -> None:
     assert cls is filters.NumericAnswerFilter
     out = cls().apply([["答えは１，８００です。", "#### 7"], ["nothing"]], [{}, {}])
     assert out == [["1800", "7"], ["[invalid]"]]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "the answer is " + "9" * 400,  # parses to inf: int(inf) raised OverflowError on a GPU run
+        "#### " + "1" * 5000,
+        "-" + "9" * 400 + ".5",
+        "1e400 nan inf " + "7" * 310,
+    ],
+)
+def test_huge_generated_numbers_score_zero_without_raising(text: str) -> None:
+    out = canonical_answer(text)
+    assert out == "[overflow]"
+    assert out != canonical_answer("The answer is 18")
