@@ -114,6 +114,8 @@ class PSConfig(_Strict):
     x0: float | dict[str, float] = 0.5
     normalize_weights: bool = False  # rescale per-model weights to sum 1 (per group/filter)
     fixed: dict[str, Any] = {}  # global parameters passed as is (normalize, int8_mask, ...)
+    # a MergeKit recipe as the template: its numbers are the start point (space/template.py)
+    recipe: dict[str, Any] | None = None
 
     @field_validator("bounds")
     @classmethod
@@ -336,6 +338,11 @@ def resolve_paths(cfg: SearchConfig, base_dir: Path | None = None) -> SearchConf
         if fc is not None and fc.include_path:
             paths = [_resolve_path(p, base_dir) for p in fc.include_path]
             upd[key] = fc.model_copy(update={"include_path": paths})
+    if cfg.ps.recipe is not None:
+        from mergekit_evo.recipe_paths import map_models
+
+        recipe = map_models(cfg.ps.recipe, lambda p: _resolve_path(p, base_dir))
+        upd["ps"] = cfg.ps.model_copy(update={"recipe": recipe})
     return cfg.model_copy(update=upd)
 
 

@@ -14,6 +14,7 @@ import click
 _COMMANDS = {
     "merge": "merge",
     "eval": "eval",
+    "init": "init",
     "tasks": "tasks",
     "search": "search",
     "status": "status",

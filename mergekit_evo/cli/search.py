@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from mergekit_evo.cli.init import recipe_kwargs, with_recipe_options
+
 if TYPE_CHECKING:
     from mergekit_evo.config import SearchConfig
 
@@ -73,22 +75,58 @@ def _with_common(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @click.command("search")
-@click.argument("config", type=click.Path(dir_okay=False))
+@click.argument("config", type=click.Path(dir_okay=False), required=False)
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="RUN_DIR.")
+@click.option(
+    "--from-recipe",
+    "recipe",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Start from this MergeKit recipe (trial 0 is the recipe) instead of CONFIG.",
+)
+@with_recipe_options
 @_with_common
 def search_command(
-    config: str,
+    config: str | None,
     out: str,
+    recipe: str | None,
+    tasks: tuple[str, ...],
+    metric: str | None,
+    include_path: tuple[str, ...],
+    limit: float | None,
     max_trials: int | None,
     device: str | None,
     storage: str | None,
     seed: int | None,
     save_champion: bool,
 ) -> None:
-    """Evolve a merge recipe; running the same command again resumes it."""
+    """Evolve a merge recipe from CONFIG (or --from-recipe); the same command again resumes."""
+    overrides = dict(max_trials=max_trials, device=device, storage=storage, seed=seed)
+    if (config is None) == (recipe is None):
+        raise click.UsageError("give either CONFIG or --from-recipe RECIPE.yml (not both)")
+    if config is None and not tasks:
+        raise click.UsageError("--from-recipe needs --task NAME (the fitness task)")
+    if config is not None and (tasks or metric or include_path or limit is not None):
+        raise click.UsageError("--task/--metric/--include-path/--limit go with --from-recipe")
     _quiet()
-    cfg = _load(config, max_trials=max_trials, device=device, storage=storage, seed=seed)
+    if recipe is not None:
+        cfg = _from_recipe(recipe, recipe_kwargs(tasks, metric, include_path, limit), overrides)
+    else:
+        assert config is not None
+        cfg = _load(config, **overrides)
     _run(cfg, out, save_champion, "search")
+
+
+def _from_recipe(recipe: str, kwargs: dict[str, Any], overrides: dict[str, Any]) -> SearchConfig:
+    from mergekit_evo.config import ConfigError
+    from mergekit_evo.recipe_import import search_config_from_recipe
+    from mergekit_evo.search.runner import apply_overrides
+
+    try:
+        _, cfg = search_config_from_recipe(recipe, **kwargs)
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from None
+    return apply_overrides(cfg, **overrides)
 
 
 @click.command("worker")

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from mergekit_evo.config import ConfigError, SearchConfig, num_layers
+from mergekit_evo.space.template import RecipeSpace
 from mergekit_evo.space.vector import Dim, VectorSpace
 
 _DEFAULT_BOUNDS = (0.0, 1.0)
@@ -116,8 +117,13 @@ class PSSpace:
         return name
 
     @classmethod
-    def from_config(cls, cfg: SearchConfig) -> PSSpace:
-        """Build from a :class:`SearchConfig`; raises :class:`ConfigError` naming the field."""
+    def from_config(cls, cfg: SearchConfig) -> PSSpace | RecipeSpace:
+        """Build from a :class:`SearchConfig`; raises :class:`ConfigError` naming the field.
+
+        With ``ps.recipe`` the recipe itself is the genome's shape (:class:`RecipeSpace`).
+        """
+        if cfg.ps.recipe is not None:
+            return RecipeSpace.from_config(cfg)
         ps = cfg.ps
         per_model, shared, spec = _spec_params(ps.method)
         errors: list[tuple[str, str]] = []

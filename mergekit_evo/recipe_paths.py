@@ -1,0 +1,52 @@
+"""The model references inside a MergeKit recipe: listed, or rewritten (made absolute/relative).
+
+Bottom layer: the config resolves a recipe's relative paths with it, and the outputs write
+them back relative to where the user runs ``mergekit-yaml``.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+
+def recipe_models(recipe: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(field path, model)`` of every model a recipe reads (base, models, slices)."""
+    out: list[tuple[str, str]] = []
+    if isinstance(recipe.get("base_model"), str):
+        out.append(("base_model", recipe["base_model"]))
+    for i, m in enumerate(recipe.get("models") or []):
+        if isinstance(m, dict) and isinstance(m.get("model"), str):
+            out.append((f"models.{i}.model", m["model"]))
+    for j, sl in enumerate(recipe.get("slices") or []):
+        for i, m in enumerate((sl or {}).get("sources") or []):
+            if isinstance(m, dict) and isinstance(m.get("model"), str):
+                out.append((f"slices.{j}.sources.{i}.model", m["model"]))
+    return out
+
+
+def map_models(recipe: dict[str, Any], fn: Callable[[str], str]) -> dict[str, Any]:
+    """A copy of ``recipe`` with ``fn`` applied to every model path (and a path tokenizer).
+
+    Covers the ``models:`` and ``slices:`` forms and ``ps_dfs``'s ``modules:`` and
+    ``dfs_models``; ``fn`` must leave names that are not paths (``ps``) alone.
+    """
+    doc = copy.deepcopy(recipe)
+    if isinstance(doc.get("base_model"), str):
+        doc["base_model"] = fn(doc["base_model"])
+    tok = doc.get("tokenizer_source")
+    if isinstance(tok, str) and tok not in ("base", "union"):
+        doc["tokenizer_source"] = fn(tok)
+    blocks = list(doc.get("models") or [])
+    for sl in doc.get("slices") or []:
+        blocks += list((sl or {}).get("sources") or [])
+    for mod in (doc.get("modules") or {}).values():  # ps_dfs with several PS stages
+        blocks += list((mod or {}).get("models") or [])
+    params = doc.get("parameters")
+    if isinstance(params, dict) and isinstance(params.get("dfs_models"), list):  # ps_dfs
+        params["dfs_models"] = [fn(p) if isinstance(p, str) else p for p in params["dfs_models"]]
+    for m in blocks:
+        if isinstance(m, dict) and isinstance(m.get("model"), str):
+            m["model"] = fn(m["model"])
+    return doc

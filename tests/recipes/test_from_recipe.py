@@ -1,0 +1,176 @@
+"""``--from-recipe``: a community MergeKit recipe as the search's start, trial 0 = the recipe.
+
+The recipes under examples/community are written in the shapes published with hub merges
+(models: and slices: forms, gradients, tensor filters, top-level parameters) and point at the
+committed zoo, so each one is merged for real, by ``mergekit-yaml`` itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from mergekit_evo.cli import main
+from mergekit_evo.config import ConfigError
+from mergekit_evo.recipe_import import search_config_from_recipe
+from mergekit_evo.space.ps import PSSpace
+from mergekit_evo.space.template import RecipeSpace
+
+ROOT = Path(__file__).resolve().parents[2]
+COMMUNITY = ROOT / "examples" / "community"
+RECIPES = sorted(p.name for p in COMMUNITY.glob("*.yml") if p.name != "passthrough.yml")
+ZOO_TASK = ["zoo_target_search"]
+METHODS = {
+    "linear", "task_arithmetic", "ties", "dare_ties", "dare_linear", "della", "breadcrumbs",
+    "slerp",
+}  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _repo_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)  # the recipes' paths are relative to the repository, as MergeKit's
+
+
+def mergekit_yaml(recipe: Path, out: Path) -> dict[str, object]:
+    """Run MergeKit's own ``mergekit-yaml`` command; return the written tensors."""
+    from mergekit.scripts.run_yaml import main as mergekit_yaml_main
+    from safetensors.torch import load_file
+
+    r = CliRunner().invoke(
+        mergekit_yaml_main, [str(recipe), str(out), "--random-seed", "0", "--quiet"]
+    )
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    tensors: dict[str, object] = {}
+    for f in sorted(out.glob("*.safetensors")):
+        tensors.update(load_file(f))
+    assert tensors
+    return tensors
+
+
+def trial0_recipe(name: str) -> tuple[dict, RecipeSpace]:
+    _, cfg = search_config_from_recipe(COMMUNITY / name, tasks=ZOO_TASK)
+    space = PSSpace.from_config(cfg)
+    assert isinstance(space, RecipeSpace)
+    vec = space.vector
+    # exactly what the search's first trial does: the enqueued start point, decoded
+    return space.recipe(vec.decode(vec.start_params())), space
+
+
+def test_the_recipes_cover_every_method():
+    methods = {yaml.safe_load((COMMUNITY / n).read_text())["merge_method"] for n in RECIPES}
+    assert METHODS <= methods
+    assert len(RECIPES) >= 12
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_trial0_merges_to_the_recipe_tensor_for_tensor(name: str, tmp_path: Path):
+    import torch
+
+    recipe, space = trial0_recipe(name)
+    assert len(space.vector) >= 1
+    given = yaml.safe_load((COMMUNITY / name).read_text())
+    assert recipe["merge_method"] == given["merge_method"]
+    for key in ("tokenizer_source", "dtype"):
+        assert recipe.get(key) == given.get(key)
+    (tmp_path / "trial0.yml").write_text(yaml.safe_dump(recipe, sort_keys=False))
+    want = mergekit_yaml(COMMUNITY / name, tmp_path / "want")
+    got = mergekit_yaml(tmp_path / "trial0.yml", tmp_path / "got")
+    assert sorted(got) == sorted(want)
+    for k in want:
+        assert torch.equal(got[k], want[k]), k
+
+
+def test_other_vectors_change_the_merge(tmp_path: Path):
+    """The coordinates are live: moving one changes the recipe where the recipe had it."""
+    recipe, space = trial0_recipe("ties_filters.yml")
+    names = space.vector.names
+    assert "math.weight[self_attn][1]" in names and "verbs.density[1]" in names
+    x = space.vector.x0()
+    k = names.index("math.weight[self_attn][1]")
+    x[k] = 0.123
+    moved = space.recipe(x)
+    assert moved["models"][0]["parameters"]["weight"][0]["value"] == [0.2, 0.123, 1.0]
+    assert moved["parameters"] == {"normalize": False}  # booleans are kept, not evolved
+
+
+def test_bounds_hold_the_recipes_own_values():
+    _, space = trial0_recipe("task_arithmetic.yml")
+    dims = {d.name: d for d in space.vector.dims}
+    assert dims["lambda"].x0 == 1.1 and dims["lambda"].high >= 1.1
+    assert dims["math.weight"].low <= 0.9 <= dims["math.weight"].high
+
+
+def test_init_prints_a_config_that_loads(tmp_path: Path):
+    out = tmp_path / "cfg" / "from-ties.yml"
+    out.parent.mkdir()
+    r = CliRunner().invoke(
+        main,
+        ["init", "--from-recipe", str(COMMUNITY / "ties.yml"), "--task", "zoo_target_search",
+         "--include-path", "fixtures/zoo/tasks", "--metric", "exact_match,flexible-extract",
+         "-o", str(out)],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    from mergekit_evo.config import load_search_config
+
+    text = out.read_text()
+    assert text.startswith("# mergekit-evo search config from the MergeKit recipe")
+    cfg = load_search_config(out)  # paths relative to the config's folder resolve
+    assert cfg.ps.recipe is not None and cfg.ps.recipe["merge_method"] == "ties"
+    assert cfg.report is not None and cfg.report.tasks[0].name == "zoo_target_heldout"
+    assert sorted(cfg.models) == ["math", "verbs"]
+    stdout = CliRunner().invoke(
+        main, ["init", "--from-recipe", str(COMMUNITY / "slerp.yml"), "--task", "x_search"]
+    )
+    assert stdout.exit_code == 0, stdout.output
+    assert "merge_method: slerp" in stdout.output and "\nreport:" not in stdout.output
+
+
+def test_passthrough_and_bad_files_say_what_is_wrong(tmp_path: Path):
+    r = CliRunner().invoke(
+        main, ["init", "--from-recipe", str(COMMUNITY / "passthrough.yml"), "--task", "t"]
+    )
+    assert r.exit_code != 0
+    assert "passthrough" in r.output and "mode: dfs" in r.output
+    bad = tmp_path / "bad.yml"
+    bad.write_text("models: [a\n")
+    r = CliRunner().invoke(main, ["init", "--from-recipe", str(bad)])
+    assert r.exit_code != 0 and "not valid YAML" in r.output and "line" in r.output
+    bad.write_text("models: []\n")
+    r = CliRunner().invoke(main, ["init", "--from-recipe", str(bad)])
+    assert "no merge_method" in r.output
+
+
+def test_conflicting_ps_options_are_named():
+    data, _ = search_config_from_recipe(COMMUNITY / "ties.yml", tasks=ZOO_TASK)
+    from mergekit_evo.config import parse_search_config, resolve_paths
+
+    data["ps"]["filters"] = ["mlp"]
+    data["ps"]["bounds"] = {"gamma": [0, 1]}
+    data["ps"]["recipe"]["models"][1]["model"] = "fixtures/zoo/tokenizer"
+    cfg = resolve_paths(parse_search_config(data), ROOT)
+    with pytest.raises(ConfigError) as e:
+        PSSpace.from_config(cfg)
+    fields = [f for f, _ in e.value.errors]
+    assert "ps.filters" in fields and "ps.bounds.gamma" in fields
+    assert "ps.recipe.models.1.model" in fields
+
+
+def test_search_from_recipe_runs_the_recipe_first(tmp_path: Path):
+    import torch
+
+    run = tmp_path / "run"
+    r = CliRunner().invoke(
+        main,
+        ["search", "--from-recipe", str(COMMUNITY / "dare_ties.yml"), "--task",
+         "zoo_target_search", "--include-path", "fixtures/zoo/tasks", "--metric",
+         "exact_match,flexible-extract", "--limit", "8", "--max-trials", "2", "--out", str(run)],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert (run / "trials" / "00000.yml").exists() and (run / "trials" / "00001.yml").exists()
+    want = mergekit_yaml(COMMUNITY / "dare_ties.yml", tmp_path / "want")
+    got = mergekit_yaml(run / "trials" / "00000.yml", tmp_path / "got")
+    for k in want:
+        assert torch.equal(got[k], want[k]), k
