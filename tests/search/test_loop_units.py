@@ -122,7 +122,7 @@ def test_other_samplers(tmp_path, sampler):
 
 
 def test_nsga2_two_objectives_pareto_set(tmp_path, monkeypatch):
-    from mergekit_evo.search import runner
+    from mergekit_evo.search.outputs import write_pareto
 
     def two(recipe: dict[str, Any], number: int, workdir: Path) -> Evaluation:
         a, b = recipe["x"]
@@ -137,9 +137,7 @@ def test_nsga2_two_objectives_pareto_set(tmp_path, monkeypatch):
         StopRule(max_trials=12, population_size=4),
         log=lambda s: None,
     )
-    search = runner.Search.__new__(runner.Search)
-    search.rundir = rd
-    search.write_pareto(study)
+    write_pareto(rd, study)
     front = json.loads(rd.pareto.read_text())
     assert front
     vals = [tuple(p["values"]) for p in front]
@@ -174,7 +172,7 @@ def test_resume_ignores_sections_the_mode_never_reads(tmp_path, family):
     """A PS run directory resumes after a DFS-only change (e.g. a new DFS default), and a
     change to what the mode does read is still refused."""
     from mergekit_evo.config import ConfigError, load_search_config
-    from mergekit_evo.search.runner import _check_same_search
+    from mergekit_evo.search.identity import check_same_search
     from tests.search.family import write_config
 
     first = load_search_config(write_config(tmp_path / "a.yml", family, "ps"))
@@ -184,7 +182,7 @@ def test_resume_ignores_sections_the_mode_never_reads(tmp_path, family):
     dfs_changed = first.model_copy(
         update={"dfs": first.dfs.model_copy(update={"polish_share": 0.25, "repeats": 3})}
     )
-    _check_same_search(rundir, dfs_changed)  # PS never reads dfs: same search
+    check_same_search(rundir, dfs_changed)  # PS never reads dfs: same search
     ps_changed = first.model_copy(update={"ps": first.ps.model_copy(update={"method": "ties"})})
     with pytest.raises(ConfigError, match="differs from the search"):
-        _check_same_search(rundir, ps_changed)
+        check_same_search(rundir, ps_changed)
