@@ -7,7 +7,9 @@ them back relative to where the user runs ``mergekit-yaml``.
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 
@@ -50,3 +52,24 @@ def map_models(recipe: dict[str, Any], fn: Callable[[str], str]) -> dict[str, An
         if isinstance(m, dict) and isinstance(m.get("model"), str):
             m["model"] = fn(m["model"])
     return doc
+
+
+def portable(path: str, root: str | os.PathLike[str] | None = None) -> str:
+    """``path`` relative to ``root`` (default: the working directory) when it lies inside it.
+
+    Outputs (``best.yml``, trial YAMLs, the model card) use this so that they carry no
+    machine's absolute paths for models under the folder the search runs in, and
+    ``mergekit-yaml best.yml`` still finds them from there; anything else stays as given.
+    """
+    if not os.path.isabs(path):
+        return path
+    base = Path(root or os.getcwd()).resolve()
+    try:
+        return str(Path(path).resolve().relative_to(base)) or "."
+    except ValueError:
+        return path
+
+
+def portable_recipe(recipe: dict[str, Any], root: str | os.PathLike[str] | None = None) -> dict:
+    """A copy of ``recipe`` with :func:`portable` model paths."""
+    return map_models(recipe, lambda p: portable(p, root))

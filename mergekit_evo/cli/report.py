@@ -1,4 +1,4 @@
-"""``mergekit-evo report RUN_DIR``: rewrite trials.csv and show metrics.json in words."""
+"""``mergekit-evo report RUN_DIR``: rebuild the run's reports and show metrics.json in words."""
 
 from __future__ import annotations
 
@@ -12,11 +12,14 @@ import click
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--storage", default=None, help="Storage URL if not the one in RUN_DIR/run.json.")
 def report_command(run_dir: str, storage: str | None) -> None:
-    """Summarise a run: baselines, stage bests, champion, gain; refresh trials.csv, report.md."""
+    """Summarise a run; rewrite trials.csv, report.md, report.html, plots/, champion/README.md."""
     import optuna
+    import yaml
 
     from mergekit_evo.report.markdown import markdown_report
+    from mergekit_evo.report.metrics import improvement, start_fitness
     from mergekit_evo.report.trials_csv import trial_rows, trials_csv
+    from mergekit_evo.report.write import load_config, write_run_report
     from mergekit_evo.search.study import storage_url
 
     root = Path(run_dir)
@@ -41,7 +44,15 @@ def report_command(run_dir: str, storage: str | None) -> None:
         click.echo("metrics.json: not written yet (search still running or stopped early)")
         return
     m = json.loads(mpath.read_text())
-    (root / "report.md").write_text(markdown_report(m, trial_rows(studies)))
+    rows = trial_rows(studies)
+    (root / "report.md").write_text(markdown_report(m, rows))
+    if "start_fitness" not in m:  # a run from before the start point was recorded
+        m["start_fitness"] = start_fitness(rows)
+        m["gain_over_start"] = improvement(m.get("champion_fitness"), m["start_fitness"])
+    best = root / "best.yml"
+    recipe = yaml.safe_load(best.read_text()) if best.exists() else None
+    written = write_run_report(root, m, rows, load_config(root), recipe, log=click.echo)
+    click.echo("wrote " + ", ".join(str(p.relative_to(root)) for p in written.values()))
     for name, v in (m.get("baseline_fitness") or {}).items():
         click.echo(f"baseline {name:>12}: {v}")
     click.echo(f"PS best: {m.get('ps_best_fitness')}   DFS best: {m.get('dfs_best_fitness')}")

@@ -3,6 +3,8 @@
 ``fitness_improvement`` = (champion - best source) / |best source|, the number the paper's
 tables compare (for accuracies, > 0, this is the plain ratio; the absolute value keeps the sign
 meaningful for log-likelihood fitness, which is negative); ``null`` when the best source is 0.
+``gain_over_start`` is the same ratio against trial 0, the start point (with ``--from-recipe``,
+the recipe itself): how much the search improved on it.
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ def build_metrics(
     n_trials: dict[str, dict[str, int]],
     stop_reasons: dict[str, str],
     report: dict[str, Any] | None = None,
+    start: float | None = None,
 ) -> dict[str, Any]:
-    """The metrics.json document."""
+    """The metrics.json document; ``start``: trial 0's fitness (the recipe, --from-recipe)."""
     best_source = max(baseline.values()) if baseline else None
     return {
         "mode": mode,
@@ -42,4 +45,17 @@ def build_metrics(
         "trials": n_trials,
         "stop_reason": stop_reasons,
         "report": report,
+        "start_fitness": start,
+        "gain_over_start": improvement(champion, start),
     }
+
+
+def start_fitness(rows: list[dict[str, Any]]) -> float | None:
+    """Fitness of the first stage's trial 0: the start point (a --from-recipe's recipe)."""
+    if not rows:
+        return None
+    first = rows[0]["stage"]
+    for r in rows:
+        if r["stage"] == first and r["number"] == 0 and r["state"] == "COMPLETE":
+            return None if r["fitness"] == "" else float(r["fitness"])
+    return None

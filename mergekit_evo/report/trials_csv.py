@@ -11,6 +11,8 @@ if TYPE_CHECKING:
     import optuna
 
 _FIXED = ["stage", "number", "state", "fitness", "best_so_far", "seconds", "generation", "yaml"]
+#: the columns that are not a trial's coefficients
+FIXED_COLUMNS = frozenset([*_FIXED, "fail_reason"])
 
 
 def trial_rows(studies: Sequence[tuple[str, optuna.Study]]) -> list[dict[str, object]]:

@@ -161,7 +161,7 @@ def run_stage(
         x = vec.from_trial(trial)
         recipe = space.recipe(x)
         yml = rundir.trial_yaml(trial.number, prefix)
-        rundir.write_yaml(yml, recipe, header=f"# trial {trial.number} ({space.name})\n")
+        rundir.write_recipe(yml, recipe, header=f"# trial {trial.number} ({space.name})\n")
         trial.set_user_attr("stage", space.name)
         trial.set_user_attr("yaml", str(yml.relative_to(rundir.root)))
         trial.set_user_attr("recipe", recipe)

@@ -39,10 +39,11 @@ class Outputs:
         return (
             f"# mergekit-evo champion: {stage} trial {number}, fitness {fitness:.6f}\n"
             f"# reproduce: mergekit-yaml best.yml OUT --random-seed {self.merge_seed}\n"
+            "# (local model paths are relative to the folder the search was run from)\n"
         )
 
     def write_best(self, recipe: dict[str, Any], fitness: float, number: int, stage: str) -> None:
-        self.rundir.write_yaml(
+        self.rundir.write_recipe(
             self.rundir.best, recipe, header=self.best_header(fitness, number, stage)
         )
 
@@ -61,7 +62,7 @@ class Outputs:
 
     def on_best_ps_stage(self, number: int, recipe: dict[str, Any], ev: Evaluation) -> None:
         """The PS stage's new best in a PS+DFS search: ps_best.yml (DFS builds the champion)."""
-        self.rundir.write_yaml(
+        self.rundir.write_recipe(
             self.rundir.root / "ps_best.yml",
             recipe,
             header=self.best_header(ev.fitness, number, "ps"),

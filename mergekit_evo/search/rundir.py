@@ -87,6 +87,13 @@ class RunDir:
     def write_yaml(self, path: Path, doc: dict[str, Any], header: str = "") -> None:
         self.write_text(path, header + yaml.safe_dump(doc, sort_keys=False))
 
+    def write_recipe(self, path: Path, recipe: dict[str, Any], header: str = "") -> None:
+        """A MergeKit recipe, its model paths relative to the working directory when inside it
+        (what ``mergekit-yaml`` run from there reads; no machine's absolute paths)."""
+        from mergekit_evo.recipe_paths import portable_recipe
+
+        self.write_yaml(path, portable_recipe(recipe), header=header)
+
     def write_json(self, path: Path, doc: Any) -> None:
         self.write_text(path, json.dumps(doc, indent=2, sort_keys=False) + "\n")
 

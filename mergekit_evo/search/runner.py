@@ -245,7 +245,9 @@ class Search:
         stop_reasons: dict[str, str],
     ) -> SearchResult:
         """The champion (best.yml, champion/), the report-split scores and the summary files."""
-        from mergekit_evo.report.metrics import build_metrics
+        from mergekit_evo.report.metrics import build_metrics, start_fitness
+        from mergekit_evo.report.trials_csv import trial_rows
+        from mergekit_evo.report.write import write_run_report
 
         final_study = studies[-1][1]
         # the last stage's best; a stage that asked nothing (e.g. the wall clock ran out during
@@ -268,6 +270,7 @@ class Search:
         if self.scorer is not None and self.scorer.n_objectives > 1:
             write_pareto(self.rundir, final_study)
         report = self.report(recipe) if self.cfg.report is not None and recipe else None
+        rows = trial_rows(studies)
         metrics = build_metrics(
             mode=self.cfg.mode,
             baseline=baseline,
@@ -278,8 +281,11 @@ class Search:
             n_trials=trial_counts(studies),
             stop_reasons=stop_reasons,
             report=report,
+            start=start_fitness(rows),
         )
         self.outputs.write_summary(metrics, studies)
+        cfg_doc = self.cfg.model_dump(mode="json", exclude_none=True)
+        write_run_report(self.rundir.root, metrics, rows, cfg_doc, recipe, log=self.log)
         return SearchResult(self.rundir.root, recipe, metrics, champ_path)
 
     def report(self, recipe: dict[str, Any]) -> dict[str, Any]:
