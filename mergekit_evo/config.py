@@ -35,9 +35,15 @@ class ConfigError(ValueError):
     """An invalid search config; ``errors`` holds ``(field path, message)`` pairs."""
 
     def __init__(self, errors: list[tuple[str, str]]) -> None:
-        self.errors = errors
+        # one line per error, whatever a key or value holds (a YAML key may contain "\n")
+        self.errors = [(_one_line(path), _one_line(msg)) for path, msg in errors]
+        errors = self.errors
         lines = [f"{path}: {msg}" for path, msg in errors]
         super().__init__("invalid search config:\n  " + "\n  ".join(lines))
+
+
+def _one_line(text: str) -> str:
+    return text if text.isprintable() else repr(text)[1:-1]
 
 
 class _Strict(BaseModel):
@@ -209,6 +215,9 @@ class BudgetConfig(_Strict):
     target_fitness: float | None = None
     target_gain: float | None = None  # relative gain over the best source model
     wall_clock_s: float | None = Field(None, gt=0)
+    # a run of failed candidates means something is wrong with every candidate (a broken
+    # model, a scorer that cannot run): stop and say why rather than burn the budget; null: never
+    max_consecutive_failures: int | None = Field(5, ge=1)
 
 
 class SearchConfig(_Strict):
@@ -310,10 +319,45 @@ def _format(err: ValidationError) -> ConfigError:
     return ConfigError(out)
 
 
+#: a config is a page of YAML; more nodes than this is an alias bomb or a mistake
+_MAX_NODES = 100_000
+
+
+def _non_finite(data: Any) -> list[tuple[str, str]]:
+    """Every NaN / infinite number in the raw config, by field path.
+
+    pydantic accepts ``nan`` and ``inf`` as floats, and they would surface much later (Optuna
+    rejects them as a start point, CMA-ES diverges), so they are refused here, everywhere.
+    Walks at most ``_MAX_NODES`` nodes: YAML aliases can make a small file a huge tree.
+    """
+    errors: list[tuple[str, str]] = []
+    stack: list[tuple[str, Any]] = [("", data)]
+    seen = 0
+    while stack:
+        path, v = stack.pop()
+        seen += 1
+        if seen > _MAX_NODES:
+            return [("<root>", f"more than {_MAX_NODES} values (YAML aliases?); not a config")]
+        if isinstance(v, float) and not math.isfinite(v):
+            errors.append((path or "<root>", f"{v!r} is not a finite number; use a real number"))
+        elif isinstance(v, dict):
+            stack.extend((f"{path}.{k}" if path else str(k), x) for k, x in v.items())
+        elif isinstance(v, list | tuple):
+            stack.extend((f"{path}.{i}" if path else str(i), x) for i, x in enumerate(v))
+    return sorted(errors)
+
+
 def parse_search_config(data: dict[str, Any]) -> SearchConfig:
     """Validate a config mapping field by field; raises :class:`ConfigError`."""
+    if data is None:
+        raise ConfigError(
+            [("<root>", "the config is empty; expected a mapping (mode:, models:, ...)")]
+        )
     if not isinstance(data, dict):
         raise ConfigError([("<root>", f"expected a mapping, got {type(data).__name__}")])
+    bad = _non_finite(data)
+    if bad:
+        raise ConfigError(bad)
     try:
         return SearchConfig.model_validate(data)
     except ValidationError as err:
@@ -402,6 +446,19 @@ def check_deep(cfg: SearchConfig) -> None:
         raise ConfigError(errors)
 
 
+def yaml_error_line(path: Path, err: yaml.YAMLError) -> str:
+    """One line naming where the YAML breaks (line, column) and why; PyYAML's own message is
+    several lines ending in a bare ``^``."""
+    mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+    ctx, ctx_mark = getattr(err, "context", None), getattr(err, "context_mark", None)
+    what = str(getattr(err, "problem", None) or type(err).__name__)
+    if ctx:
+        opened = f" (line {ctx_mark.line + 1}, column {ctx_mark.column + 1})" if ctx_mark else ""
+        what = f"{what}, {ctx}{opened}"
+    where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
+    return f"not valid YAML at {where}: {what}"
+
+
 def load_search_config(path: str | os.PathLike[str], deep: bool = True) -> SearchConfig:
     """Read, validate and resolve a search config YAML; raises :class:`ConfigError`."""
     p = Path(path)
@@ -410,7 +467,9 @@ def load_search_config(path: str | os.PathLike[str], deep: bool = True) -> Searc
     except OSError as e:
         raise ConfigError([("<file>", f"cannot read {str(p)!r}: {e.strerror}")]) from None
     except yaml.YAMLError as e:
-        raise ConfigError([("<file>", f"not valid YAML: {e}")]) from None
+        raise ConfigError([("<file>", yaml_error_line(p, e))]) from None
+    except (UnicodeDecodeError, RecursionError) as e:
+        raise ConfigError([("<file>", f"{str(p)!r} is not a YAML text file ({e})")]) from None
     cfg = resolve_paths(parse_search_config(data), p.parent)
     if deep:
         check_deep(cfg)

@@ -12,17 +12,19 @@ import unicodedata
 
 # One number: optional minus, optional currency sign, digits with optional thousands separators,
 # optional decimals. A minus must not follow a word character (``5-3`` is not ``-3``).
-_NUMBER = r"(?:(?<![\w.])-\s?)?\$?\s?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"
+# Model output is untrusted, so every run of spaces is matched possessively (``*+``): a phrase
+# followed by a megabyte of spaces must cost linear time, not minutes of backtracking.
+_NUMBER = r"(?:(?<![\w.])-\s?)?\$?\s?(?:\d{1,3}(?:,\d{3})+|\d++)(?:\.\d++)?"
 _NUMBER_RE = re.compile(_NUMBER)
 
 # "The answer is N" in the MGSM languages (the phrases of lm-eval's MGSM chain-of-thought prompts).
 _ANSWER_PHRASES = (
     r"the answer is",
-    r"answer\s*:",
+    r"answer\s*+:",
     r"die antwort lautet",
     r"la respuesta es",
     r"la réponse est",
-    r"ответ\s*[—–:-]?",
+    r"ответ\s*+[—–:-]?",
     r"jibu ni",
     r"సమాధానం",
     r"คำตอบคือ",
@@ -32,10 +34,10 @@ _ANSWER_PHRASES = (
     r"উত্তর",
 )
 _ANSWER_RE = re.compile(
-    r"(?:" + "|".join(_ANSWER_PHRASES) + r")\s*[:：]?\s*(" + _NUMBER + ")",
+    r"(?:" + "|".join(_ANSWER_PHRASES) + r")\s*+[:：]?\s*+(" + _NUMBER + ")",
     re.IGNORECASE,
 )
-_HASHES_RE = re.compile(r"####\s*(" + _NUMBER + ")")
+_HASHES_RE = re.compile(r"####\s*+(" + _NUMBER + ")")
 # Minus signs that NFKC leaves alone.
 _MINUS = str.maketrans({"\u2212": "-", "\u2012": "-", "\u2013": "-", "\ufe63": "-"})
 
@@ -45,12 +47,21 @@ def normalize_text(text: str) -> str:
     return unicodedata.normalize("NFKC", text).translate(_MINUS)
 
 
+_DIGITS_RE = re.compile(r"-?\d++(?:\.\d++)?")
+
+
 def parse_number(token: str) -> float | None:
-    """``"-$1,234.50"`` -> ``-1234.5``; None if the token holds no number."""
+    """``"-$1,234.50"`` -> ``-1234.5``; None if the token holds no number.
+
+    Only digit spellings count: ``float`` would also read ``nan``, ``inf`` and ``1e9``, which a
+    model can write but a math answer never is.  A run of digits too long for a float is ``inf``.
+    """
     cleaned = re.sub(r"[\s$,]", "", normalize_text(token))
+    if not _DIGITS_RE.fullmatch(cleaned):
+        return None
     try:
         return float(cleaned)
-    except ValueError:
+    except (ValueError, OverflowError):
         return None
 
 

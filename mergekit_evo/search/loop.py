@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mergekit_evo.search.failures import streak_reason
 from mergekit_evo.search.rundir import RunDir
 from mergekit_evo.search.stopping import StopRule
 from mergekit_evo.search.study import heartbeat, recover_interrupted
@@ -148,10 +149,15 @@ def run_stage(
             again = recover_interrupted(study, all_running=False)
             if again:
                 log(f"re-queued {len(again)} trial(s) of a dead worker: {again}")
-        n_done, fit = counted(study.get_trials(deepcopy=False))
-        running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+        trials = study.get_trials(deepcopy=False)
+        n_done, fit = counted(trials)
+        running = sum(t.state == TrialState.RUNNING for t in trials)
         elapsed = elapsed_offset_s + wall_before + (time.monotonic() - t_start)
-        reason = stop.reason(n_done + running, fit, elapsed) or ""
+        reason = (
+            streak_reason(trials, stop.max_consecutive_failures, stop.failures_since)
+            or stop.reason(n_done + running, fit, elapsed)
+            or ""
+        )
         if reason:
             break
         best_before = max(fit) if fit else None

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mergekit_evo.config import SearchConfig
 from mergekit_evo.search.baselines import baselines
+from mergekit_evo.search.failures import FAILURE_STOP, SearchFailed, failure_message
 from mergekit_evo.search.identity import apply_overrides, check_same_search
 from mergekit_evo.search.loop import Evaluation, Log, best_trial, run_stage
 from mergekit_evo.search.outputs import Outputs, trial_counts, write_pareto
@@ -72,6 +74,7 @@ class Search:
         # alone on the study: the default SQLite file in RUN_DIR, so RUNNING trials are dead
         self.owner = role == "search" and self.storage_url == self.rundir.storage_url
         self.two_stage = cfg.mode == "ps_dfs"
+        self.started = datetime.now()  # failed trials in a row are counted from here
 
     def _remembered_storage(self) -> str | None:
         """A rerun without ``--storage`` resumes where the first run kept its study."""
@@ -184,7 +187,7 @@ class Search:
                 space,
                 self.evaluate,
                 self.rundir,
-                stop_rule(cfg, space, ps_budget, best_source),
+                stop_rule(cfg, space, ps_budget, best_source, failures_since=self.started),
                 prefix="ps-" if self.two_stage else "",
                 on_best=on_best,
                 **common,
@@ -193,7 +196,8 @@ class Search:
             stop_reasons["ps"] = res.stop_reason
             ps_best = res.best_fitness
 
-        if cfg.mode in ("dfs", "ps_dfs"):
+        ps_failed = ps_best is None or stop_reasons.get("ps", "").startswith(FAILURE_STOP)
+        if cfg.mode == "dfs" or (cfg.mode == "ps_dfs" and not ps_failed):
             if cfg.mode == "dfs":
                 from mergekit_evo.space.dfs import DFSSpace
 
@@ -226,6 +230,7 @@ class Search:
                 prefix="dfs-" if self.two_stage else "",
                 on_best=self.outputs.on_best_final("dfs"),
                 elapsed_offset_s=sum(float(s.user_attrs.get("wall_s", 0.0)) for _, s in studies),
+                failures_since=self.started,
                 **common,
             )
             studies.append(("dfs", study))
@@ -286,6 +291,12 @@ class Search:
         self.outputs.write_summary(metrics, studies)
         cfg_doc = self.cfg.model_dump(mode="json", exclude_none=True)
         write_run_report(self.rundir.root, metrics, rows, cfg_doc, recipe, log=self.log)
+        streak = any(r.startswith(FAILURE_STOP) for r in stop_reasons.values())
+        if b is None or streak:  # never "success" on nothing, nor after a run of failures
+            completed = sum(n["complete"] for n in trial_counts(studies).values())
+            raise SearchFailed(
+                failure_message(studies, stop_reasons, completed, str(self.rundir.trials_csv))
+            )
         return SearchResult(self.rundir.root, recipe, metrics, champ_path)
 
     def report(self, recipe: dict[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import replace
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from mergekit_evo.config import SearchConfig
@@ -38,11 +39,16 @@ def stage_budgets(cfg: SearchConfig) -> tuple[int, int]:
 
 
 def stop_rule(
-    cfg: SearchConfig, space: Space, max_trials: int, best_source: float | None
+    cfg: SearchConfig,
+    space: Space,
+    max_trials: int,
+    best_source: float | None,
+    failures_since: datetime | None = None,
 ) -> StopRule:
-    """The config's budget as a stop rule for one stage (patience counts its generations)."""
+    """The config's budget as a stop rule for one stage (patience counts its generations;
+    failed trials in a row count from ``failures_since``, this process's start)."""
     pop = population_size(cfg.optimizer, len(space.vector))
-    return StopRule.from_budget(cfg.budget, pop, max_trials, best_source)
+    return StopRule.from_budget(cfg.budget, pop, max_trials, best_source, failures_since)
 
 
 def ps_candidates(ps_study: optuna.Study, k: int) -> list[dict[str, Any]]:
@@ -101,11 +107,12 @@ def run_dfs_stage(
     best_source: float | None,
     *,
     leader: bool,
+    failures_since: datetime | None = None,
     **stage_kwargs: Any,
 ) -> StageResult:
     """CMA-ES for the stage's share, then the polish for the rest of ``budget``."""
     n_polish = polish_budget(cfg.dfs.polish_share, budget)
-    cma_rule = stop_rule(cfg, space, budget - n_polish, best_source)
+    cma_rule = stop_rule(cfg, space, budget - n_polish, best_source, failures_since)
     if n_polish:
         note = (
             f", the CMA-ES part of the stage's {budget} (dfs.polish_share "
@@ -115,7 +122,7 @@ def run_dfs_stage(
     res = run_stage(study, space, evaluate, rundir, cma_rule, leader=leader, **stage_kwargs)
     if not (n_polish and res.stop_reason.startswith("budget")):
         return res
-    whole = stop_rule(cfg, space, budget, best_source)
+    whole = stop_rule(cfg, space, budget, best_source, failures_since)
     if leader:  # chooses the moves
         return run_polish(
             study, space, evaluate, rundir, whole,

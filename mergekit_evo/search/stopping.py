@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from mergekit_evo.config import BudgetConfig
 
@@ -24,6 +25,10 @@ class StopRule:
     best_source: float | None = None
     wall_clock_s: float | None = None
     budget_note: str = ""  # appended to the budget reason (e.g. what runs after this part)
+    # stop after this many failed trials in a row, counting trials started since failures_since
+    # (this process's start: a resume after fixing the cause starts a fresh count)
+    max_consecutive_failures: int | None = None
+    failures_since: datetime | None = None
 
     @classmethod
     def from_budget(
@@ -32,6 +37,7 @@ class StopRule:
         population_size: int,
         max_trials: int | None = None,
         best_source: float | None = None,
+        failures_since: datetime | None = None,
     ) -> StopRule:
         return cls(
             max_trials=max_trials if max_trials is not None else budget.max_trials,
@@ -41,6 +47,8 @@ class StopRule:
             target_gain=budget.target_gain,
             best_source=best_source,
             wall_clock_s=budget.wall_clock_s,
+            max_consecutive_failures=budget.max_consecutive_failures,
+            failures_since=failures_since,
         )
 
     def reason(self, n_done: int, fitness: Sequence[float], elapsed_s: float) -> str | None:
