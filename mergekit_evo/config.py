@@ -3,10 +3,10 @@
 Everything a search needs is here - source models, the search space (PS, DFS or PS+DFS), the
 fitness, the optimiser, the budget and the storage - so that a run directory plus this file
 fully describes a search and rerunning the same command resumes it.  Validation happens in two
-steps, both before any weight is read: pydantic checks each field on its own, then
-:func:`load_search_config` checks what needs the source models' ``config.json`` (layer counts
-for DFS windows, method parameter names from MergeKit's registry).  Every error names the field
-path, the value and what would be valid (:class:`ConfigError`).
+steps, both before any weight is read: here pydantic checks each field on its own (and every
+number is finite), then :mod:`mergekit_evo.preflight` checks what needs the model folders
+(config.json, weight headers, tokenizers, layer counts, MergeKit's method registry).  Every
+error names the field path, the value and what would be valid (:class:`ConfigError`).
 """
 
 from __future__ import annotations
@@ -28,8 +28,6 @@ from pydantic import (
     model_validator,
 )
 
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-
 
 class ConfigError(ValueError):
     """An invalid search config; ``errors`` holds ``(field path, message)`` pairs."""
@@ -39,7 +37,10 @@ class ConfigError(ValueError):
         self.errors = [(_one_line(path), _one_line(msg)) for path, msg in errors]
         errors = self.errors
         lines = [f"{path}: {msg}" for path, msg in errors]
-        super().__init__("invalid search config:\n  " + "\n  ".join(lines))
+        if len(lines) == 1:  # one problem, one line
+            super().__init__(f"invalid search config: {lines[0]}")
+        else:
+            super().__init__("invalid search config:\n  " + "\n  ".join(lines))
 
 
 def _one_line(text: str) -> str:
@@ -400,52 +401,6 @@ def num_layers(path: str) -> int:
     return int(cfg["num_hidden_layers"])
 
 
-def check_deep(cfg: SearchConfig) -> None:
-    """Checks that need MergeKit's registry or model configs; still no weights are read."""
-    errors: list[tuple[str, str]] = []
-    for name, path in cfg.models.items():
-        if not os.path.isdir(path) and not _HUB_ID.match(path):
-            errors.append((f"models.{name}", f"no such model folder {path!r}"))
-    if cfg.base_model and not os.path.isdir(cfg.base_model) and not _HUB_ID.match(cfg.base_model):
-        errors.append(("base_model", f"no such model folder {cfg.base_model!r}"))
-    for key in ("fitness", "report"):
-        fc = getattr(cfg, key)
-        for i, p in enumerate(fc.include_path if fc is not None else []):
-            if not os.path.isdir(p):
-                errors.append((f"{key}.include_path.{i}", f"no such task folder {p!r}"))
-    if errors:
-        raise ConfigError(errors)
-    if cfg.mode in ("ps", "ps_dfs"):
-        from mergekit_evo.space.ps import PSSpace
-
-        try:
-            PSSpace.from_config(cfg)
-        except ConfigError as e:
-            errors.extend(e.errors)
-    if cfg.mode == "dfs":
-        from mergekit_evo.space.dfs import DFSSpace
-
-        try:
-            DFSSpace.from_config(cfg)
-        except ConfigError as e:
-            errors.extend(e.errors)
-    if cfg.mode == "ps_dfs" and not errors:
-        from mergekit_evo.space.dfs import DFSSpace
-
-        ref = cfg.base_model or next(iter(cfg.models.values()))
-        k = cfg.ps_dfs.ps_candidates_multiplier
-        paths = [ref] * (k or 1)
-        if not k:
-            paths.append(cfg.model_path(cfg.ps_dfs.partner or list(cfg.models)[-1]))
-        if all(os.path.isdir(p) for p in paths):
-            try:
-                DFSSpace.from_config(cfg, model_paths=paths)
-            except ConfigError as e:
-                errors.extend(e.errors)
-    if errors:
-        raise ConfigError(errors)
-
-
 def yaml_error_line(path: Path, err: yaml.YAMLError) -> str:
     """One line naming where the YAML breaks (line, column) and why; PyYAML's own message is
     several lines ending in a bare ``^``."""
@@ -459,8 +414,12 @@ def yaml_error_line(path: Path, err: yaml.YAMLError) -> str:
     return f"not valid YAML at {where}: {what}"
 
 
-def load_search_config(path: str | os.PathLike[str], deep: bool = True) -> SearchConfig:
-    """Read, validate and resolve a search config YAML; raises :class:`ConfigError`."""
+def load_search_config(path: str | os.PathLike[str]) -> SearchConfig:
+    """Read, validate and resolve a search config YAML; raises :class:`ConfigError`.
+
+    Field checks only: what needs the model folders (config.json, weights, tokenizers, layer
+    counts) is :func:`mergekit_evo.preflight.preflight`, which ``run_search`` runs first.
+    """
     p = Path(path)
     try:
         data = yaml.safe_load(p.read_text())
@@ -470,7 +429,4 @@ def load_search_config(path: str | os.PathLike[str], deep: bool = True) -> Searc
         raise ConfigError([("<file>", yaml_error_line(p, e))]) from None
     except (UnicodeDecodeError, RecursionError) as e:
         raise ConfigError([("<file>", f"{str(p)!r} is not a YAML text file ({e})")]) from None
-    cfg = resolve_paths(parse_search_config(data), p.parent)
-    if deep:
-        check_deep(cfg)
-    return cfg
+    return resolve_paths(parse_search_config(data), p.parent)

@@ -227,7 +227,8 @@ def search_config_from_recipe(
 
     ``options`` are :func:`config_from_recipe`'s (tasks, metric, include_path, ...).
     """
-    from mergekit_evo.config import check_deep, parse_search_config, resolve_paths
+    from mergekit_evo.config import parse_search_config, resolve_paths
+    from mergekit_evo.preflight import preflight
 
     recipe = read_recipe(recipe_path)
     data = config_from_recipe(
@@ -235,5 +236,5 @@ def search_config_from_recipe(
     )
     cfg = resolve_paths(parse_search_config(data), Path(out_dir))
     if deep:
-        check_deep(cfg)
+        preflight(cfg)
     return data, cfg

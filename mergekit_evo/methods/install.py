@@ -20,7 +20,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-WHOLE_MODEL_METHODS = ("dfs", "ps_dfs")
+from mergekit_evo.methods.names import WHOLE_MODEL_METHODS
+
 _PRETTY = {"dfs": "Data Flow Space (layer path + scaling)", "ps_dfs": "PS + DFS"}
 _REFERENCE = "https://arxiv.org/abs/2403.13187"
 
@@ -72,7 +73,8 @@ def _wrap_run_merge() -> None:
     merge_module = sys.modules["mergekit.merge"]
     if getattr(merge_module.run_merge, "_mergekit_evo", False):
         return
-    from mergekit_evo.methods.run import wrap_model_out_config, wrap_run_merge
+    from mergekit_evo.methods.lowering import wrap_run_merge
+    from mergekit_evo.methods.staging import wrap_model_out_config
 
     merge_module.run_merge = wrap_run_merge(merge_module.run_merge)
     merge_module._model_out_config = wrap_model_out_config(merge_module._model_out_config)

@@ -39,7 +39,7 @@ from mergekit_evo.methods.dfs import (
     load_model_configs,
 )
 from mergekit_evo.methods.errors import RecipeError
-from mergekit_evo.methods.install import WHOLE_MODEL_METHODS
+from mergekit_evo.methods.names import WHOLE_MODEL_METHODS
 
 if TYPE_CHECKING:
     from mergekit.config import MergeConfiguration
@@ -163,7 +163,7 @@ def run_ps_dfs(
     run_merge: Callable[..., Any],
 ) -> None:
     """Validate everything, run each PS stage, then the DFS stage over their outputs."""
-    from mergekit_evo.methods.run import evict_cached_loaders, run_passthrough, staged_output
+    from mergekit_evo.methods.staging import evict_cached_loaders, run_passthrough, staged_output
 
     recipe = parse_ps_dfs(config)
     out = Path(out_path).absolute()

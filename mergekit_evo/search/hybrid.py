@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mergekit_evo.config import SearchConfig, check_deep, load_search_config, parse_search_config
+from mergekit_evo.config import SearchConfig, load_search_config, parse_search_config
 from mergekit_evo.search.runner import SearchResult, apply_overrides, run_search
 
 
@@ -28,8 +28,7 @@ def hybrid_merge(
     if isinstance(config, (str, Path)):
         cfg = load_search_config(config)
     elif isinstance(config, dict):
-        cfg = parse_search_config(config)
-        check_deep(cfg)
+        cfg = parse_search_config(config)  # run_search runs the preflight
     else:
         cfg = config
     cfg = cfg.model_copy(update={"mode": "ps_dfs"})

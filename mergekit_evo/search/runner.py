@@ -98,8 +98,10 @@ class Search:
 
     def prepare(self) -> None:
         """Everything that can fail on a bad config, before anything is written."""
+        from mergekit_evo.preflight import preflight
         from mergekit_evo.search.scoring import Scorer
 
+        preflight(self.cfg)  # model folders, weight headers, tokenizers, spaces: no weights
         check_same_search(self.rundir, self.cfg)
         check_start_recipes(self.cfg)
         self.scorer = Scorer(self.cfg.fitness, self.cfg.device)

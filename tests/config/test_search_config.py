@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from tiny_models import make_model
 
 from mergekit_evo.config import ConfigError, load_search_config, parse_search_config
+from mergekit_evo.preflight import load_checked_config
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +82,7 @@ def test_each_bad_field_is_named(models, tmp_path, mode, field, value, path, wor
     cfg_path = tmp_path / "c.yml"
     cfg_path.write_text(yaml.safe_dump(doc))
     with pytest.raises(ConfigError) as exc:
-        load_search_config(cfg_path)
+        load_checked_config(cfg_path)
     paths = [p for p, _ in exc.value.errors]
     assert path in paths, exc.value
     msg = dict(exc.value.errors)[path]
@@ -103,7 +104,7 @@ def test_missing_fitness_and_several_errors_at_once(models):
 def test_valid_config_parses_with_paper_defaults(models, tmp_path):
     p = tmp_path / "ok.yml"
     p.write_text(yaml.safe_dump(_base(models)))
-    cfg = load_search_config(p)
+    cfg = load_checked_config(p)
     assert cfg.ps.method == "dare_ties"
     assert cfg.optimizer.sigma0 == pytest.approx(1 / 6)
     assert cfg.ps.x0 == 0.5
@@ -178,7 +179,8 @@ RECIPES = sorted((Path(__file__).resolve().parents[2] / "recipes").glob("*.yml")
 @pytest.mark.parametrize("recipe", RECIPES, ids=[p.name for p in RECIPES])
 def test_example_recipes_are_valid(recipe):
     zoo = recipe.parent.parent / "fixtures" / "zoo" / "base"
-    cfg = load_search_config(recipe, deep=zoo.is_dir())  # full checks once the zoo is there
+    # full checks once the zoo is there
+    cfg = load_checked_config(recipe) if zoo.is_dir() else load_search_config(recipe)
     assert cfg.fitness.tasks
     if zoo.is_dir() and cfg.fitness.include_path:  # the zoo's tasks and metric keys resolve
         from mergekit_evo.search.scoring import Scorer
@@ -198,7 +200,7 @@ def test_incompatible_dfs_models_and_bad_report_task_fail_up_front(models, tmp_p
     res = CliRunner().invoke(
         main, ["search", str(tmp_path / "a.yml"), "--out", str(tmp_path / "r")]
     )
-    assert res.exit_code != 0 and "dfs.models" in res.output and "hidden_size" in res.output
+    assert res.exit_code != 0 and "hidden_size differs: lang=48, math=32" in res.output
     doc = _set(_base(models), "report", {"tasks": ["no_such_report_task"]})
     (tmp_path / "b.yml").write_text(yaml.safe_dump(doc))
     res = CliRunner().invoke(
