@@ -35,6 +35,7 @@ def _quiet() -> None:
 def _run(cfg: SearchConfig, out: str, save_champion: bool, role: str) -> None:
     from mergekit_evo.config import ConfigError
     from mergekit_evo.search.failures import SearchFailed
+    from mergekit_evo.search.lock import RunDirBusy
     from mergekit_evo.search.runner import run_search
 
     def log(line: str) -> None:
@@ -43,7 +44,7 @@ def _run(cfg: SearchConfig, out: str, save_champion: bool, role: str) -> None:
 
     try:
         res = run_search(cfg, out, save_champion=save_champion, role=role, log=log)
-    except (ConfigError, SearchFailed) as e:
+    except (ConfigError, SearchFailed, RunDirBusy) as e:
         raise click.ClickException(str(e)) from None
     except Exception as e:
         from mergekit_evo.fitness import FitnessError

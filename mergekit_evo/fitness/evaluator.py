@@ -213,8 +213,11 @@ class FitnessEvaluator:
         return f"{metric},{gated['name']}"
 
     # ------------------------------------------------------------------ scoring
-    def score(self, model: Any, tokenizer: Any) -> FitnessResult:
-        """Score a ``transformers`` model and tokenizer in memory (no save, no reload)."""
+    def score(self, model: Any, tokenizer: Any, batch_size: int | None = None) -> FitnessResult:
+        """Score a ``transformers`` model and tokenizer in memory (no save, no reload).
+
+        ``batch_size`` overrides the spec's for this call (the out-of-memory retry halves it).
+        """
         from lm_eval.models.huggingface import HFLM
 
         device = self.spec.device
@@ -222,7 +225,9 @@ class FitnessEvaluator:
             model = model.to(device)
         if hasattr(model, "eval"):
             model.eval()  # no dropout: the same model must always get the same fitness
-        lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=self.spec.batch_size)
+        lm = HFLM(
+            pretrained=model, tokenizer=tokenizer, batch_size=batch_size or self.spec.batch_size
+        )
         return self.score_lm(lm)
 
     def score_lm(self, lm: LM) -> FitnessResult:

@@ -144,9 +144,16 @@ class Search:
 
     def evaluate(self, recipe: dict[str, Any], number: int, workdir: Path) -> Evaluation:
         assert self.builder is not None and self.scorer is not None
+        from mergekit_evo.search.oom import score_with_oom_retry
+
         cand = self.builder.build(recipe, workdir)
+        scorer = self.scorer
         try:
-            fitness, values, per_task = self.scorer.score(cand.model, cand.tokenizer)
+            fitness, values, per_task = score_with_oom_retry(
+                lambda bs: scorer.score(cand.model, cand.tokenizer, batch_size=bs),
+                scorer.cfg.batch_size,
+                self.log,
+            )
         finally:
             self.builder.release(cand)
         return Evaluation(fitness=fitness, values=values, per_task=per_task, model_dir=cand.path)
@@ -165,7 +172,14 @@ class Search:
     # -- stages -----------------------------------------------------------------------------
 
     def run(self) -> SearchResult:
+        """Validate, then hold RUN_DIR's lock (one live owner) for the whole search."""
+        from mergekit_evo.search.lock import RunDirLock
+
         self.prepare()
+        with RunDirLock(self.rundir.root):
+            return self._run()
+
+    def _run(self) -> SearchResult:
         self.create()
         cfg = self.cfg
         ps_budget, dfs_budget = stage_budgets(cfg)

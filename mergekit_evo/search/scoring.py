@@ -42,9 +42,12 @@ class Scorer:
     def n_objectives(self) -> int:
         return len(self.cfg.tasks) if self.cfg.objectives == "per_task" else 1
 
-    def score(self, model: Any, tokenizer: Any) -> tuple[float, list[float], dict[str, Any]]:
-        """(weighted fitness, objective values, per-task scored metric)."""
-        res = self.evaluator.score(model, tokenizer)
+    def score(
+        self, model: Any, tokenizer: Any, batch_size: int | None = None
+    ) -> tuple[float, list[float], dict[str, Any]]:
+        """(weighted fitness, objective values, per-task scored metric); ``batch_size``
+        overrides the config's for this call (the out-of-memory retry, search/oom.py)."""
+        res = self.evaluator.score(model, tokenizer, batch_size=batch_size)
         per_task = {name: float(res.per_task[name][key]) for name, key in res.metrics.items()}
         if self.cfg.objectives == "per_task":
             values = [per_task[t.name] for t in self.cfg.tasks]
