@@ -72,6 +72,7 @@ def eval_command(
             seed=seed,
             include_path=list(include_path),
             allow_report_split=True,  # eval reports; it never feeds a search
+            purpose="report",
         )
     except ValueError as err:
         raise click.UsageError(str(err)) from err

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -25,23 +24,25 @@ def _load(config: str, **overrides: Any) -> SearchConfig:
     return apply_overrides(cfg, **overrides)
 
 
-def _quiet() -> None:
-    """One progress line per trial (see :mod:`mergekit_evo.quiet`)."""
+def _quiet(verbose: bool = False) -> None:
+    """Libraries' own logs and bars off, unless ``-v`` (see :mod:`mergekit_evo.quiet`)."""
+    if verbose:
+        return
     from mergekit_evo.quiet import quiet_libraries
 
     quiet_libraries()
 
 
-def _run(cfg: SearchConfig, out: str, save_champion: bool, role: str) -> None:
+def _run(
+    cfg: SearchConfig, out: str, save_champion: bool, role: str, quiet: bool, verbose: bool
+) -> None:
+    from mergekit_evo.cli.progress import Progress, choose_mode
     from mergekit_evo.config import ConfigError
     from mergekit_evo.search.failures import SearchFailed
     from mergekit_evo.search.lock import RunDirBusy
     from mergekit_evo.search.runner import run_search
 
-    def log(line: str) -> None:
-        click.echo(line)
-        sys.stdout.flush()
-
+    log = Progress(choose_mode(quiet), cfg.budget.max_trials, verbose=verbose)
     try:
         res = run_search(cfg, out, save_champion=save_champion, role=role, log=log)
     except (ConfigError, SearchFailed, RunDirBusy) as e:
@@ -52,11 +53,13 @@ def _run(cfg: SearchConfig, out: str, save_champion: bool, role: str) -> None:
         if isinstance(e, FitnessError):
             raise click.ClickException(f"fitness: {e}") from None
         raise
+    finally:
+        log.close()
     from mergekit_evo.report.summary import summary_table
 
     click.echo("")
     click.echo(summary_table(res.metrics))
-    click.echo(f"best recipe: {res.rundir / 'best.yml'}  (report: {res.rundir / 'report.md'})")
+    click.echo(f"best recipe: {res.rundir / 'best.yml'}  (report: {res.rundir / 'report.html'})")
 
 
 _common = [
@@ -68,10 +71,16 @@ _common = [
         "--save-champion", is_flag=True, help="Keep the champion's weights in RUN_DIR/champion."
     ),
 ]
+_output = [
+    click.option("-q", "--quiet", is_flag=True, help="Only the final table and errors."),
+    click.option(
+        "-v", "--verbose", is_flag=True, help="Every trial line, and the libraries' own logs."
+    ),
+]
 
 
 def _with_common(f: Callable[..., Any]) -> Callable[..., Any]:
-    for opt in reversed(_common):
+    for opt in reversed(_common + _output):
         f = opt(f)
     return f
 
@@ -101,6 +110,8 @@ def search_command(
     storage: str | None,
     seed: int | None,
     save_champion: bool,
+    quiet: bool,
+    verbose: bool,
 ) -> None:
     """Evolve a merge recipe from CONFIG (or --from-recipe); the same command again resumes."""
     overrides = dict(max_trials=max_trials, device=device, storage=storage, seed=seed)
@@ -110,13 +121,13 @@ def search_command(
         raise click.UsageError("--from-recipe needs --task NAME (the fitness task)")
     if config is not None and (tasks or metric or include_path or limit is not None):
         raise click.UsageError("--task/--metric/--include-path/--limit go with --from-recipe")
-    _quiet()
+    _quiet(verbose)
     if recipe is not None:
         cfg = _from_recipe(recipe, recipe_kwargs(tasks, metric, include_path, limit), overrides)
     else:
         assert config is not None
         cfg = _load(config, **overrides)
-    _run(cfg, out, save_champion, "search")
+    _run(cfg, out, save_champion, "search", quiet, verbose)
 
 
 def _from_recipe(recipe: str, kwargs: dict[str, Any], overrides: dict[str, Any]) -> SearchConfig:
@@ -143,10 +154,18 @@ def _from_recipe(recipe: str, kwargs: dict[str, Any], overrides: dict[str, Any])
 )
 @click.option("--max-trials", type=int, default=None, help="Override budget.max_trials.")
 @click.option("--device", default=None, help="cpu, cuda, cuda:N.")
+@_output[0]
+@_output[1]
 def worker_command(
-    config: str, storage: str, out: str, max_trials: int | None, device: str | None
+    config: str,
+    storage: str,
+    out: str,
+    max_trials: int | None,
+    device: str | None,
+    quiet: bool,
+    verbose: bool,
 ) -> None:
     """Join a search shared through --storage: ask, merge, score, tell until it stops."""
-    _quiet()
+    _quiet(verbose)
     cfg = _load(config, max_trials=max_trials, device=device, storage=storage)
-    _run(cfg, out, False, "worker")
+    _run(cfg, out, False, "worker", quiet, verbose)

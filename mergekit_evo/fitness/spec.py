@@ -7,7 +7,7 @@ need lm-eval (does the task exist, does it produce the metric) happen in ``Fitne
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -86,6 +86,11 @@ class FitnessSpec(BaseModel):
         default=False,
         description="allow report (test/held-out) tasks; a search must not optimise them",
     )
+    purpose: Literal["fitness", "report"] = Field(
+        default="fitness",
+        description="report: scores that are only reported (never optimised), where report "
+        "splits are the point; no split check, no warning",
+    )
 
     @field_validator("tasks", mode="before")
     @classmethod
@@ -121,7 +126,7 @@ class FitnessSpec(BaseModel):
     def check_splits(self) -> None:
         """Refuse report-split tasks unless ``allow_report_split`` (then only warn)."""
         report = [t.name for t in self.tasks if is_report_split(t.name)]
-        if not report:
+        if not report or self.purpose == "report":
             return
         if not self.allow_report_split:
             searchable = sorted(n for n, t in SHIPPED_TASKS.items() if t.split == "search")
@@ -131,4 +136,8 @@ class FitnessSpec(BaseModel):
                 f"({', '.join(searchable[:6])}, ...) or set allow_report_split=True "
                 "(mergekit-evo eval, which only reports, always does)."
             )
-        log.warning("fitness uses report-split tasks %s (allow_report_split=True)", report)
+        log.warning(
+            "the search's fitness optimises report-split tasks %s (allow_report_split=True): "
+            "their scores are no longer held out",
+            report,
+        )

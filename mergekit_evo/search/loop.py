@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mergekit_evo.search.events import TrialLine
 from mergekit_evo.search.failures import streak_reason
 from mergekit_evo.search.rundir import RunDir
 from mergekit_evo.search.stopping import StopRule
@@ -192,7 +193,13 @@ def run_stage(
             trial.set_user_attr("seconds", round(secs, 3))
             trial.set_user_attr("traceback", traceback.format_exc()[-4000:])
             study.tell(trial, state=TrialState.FAIL)
-            log(f"trial {trial.number:5d}  FAILED  {msg[:160]}  ({secs:.1f} s)")
+            log(
+                TrialLine(
+                    f"trial {trial.number:5d}  FAILED  {msg[:160]}  ({secs:.1f} s)",
+                    number=trial.number, fitness=None, best=best_before, improved=False,
+                    seconds=secs,
+                )
+            )  # fmt: skip
             _cleanup(workdir)
             study.set_user_attr("wall_s", wall_before + (time.monotonic() - t_start))
             continue
@@ -204,9 +211,13 @@ def run_stage(
         improved = best_before is None or ev.fitness > best_before
         best = ev.fitness if improved else best_before
         log(
-            f"trial {trial.number:5d}  fitness {ev.fitness:.4f}  best {best:.4f}"
-            f"{'  *' if improved else '   '}  ({secs:.1f} s)"
-        )
+            TrialLine(
+                f"trial {trial.number:5d}  fitness {ev.fitness:.4f}  best {best:.4f}"
+                f"{'  *' if improved else '   '}  ({secs:.1f} s)",
+                number=trial.number, fitness=ev.fitness, best=best, improved=improved,
+                seconds=secs,
+            )
+        )  # fmt: skip
         if improved and on_best is not None:
             b = best_trial(study)
             if b is not None and b.number == trial.number:

@@ -34,6 +34,7 @@ class Scorer:
             max_gen_toks=cfg.max_gen_toks,
             seed=cfg.seed,
             allow_report_split=report or cfg.allow_report_split,
+            purpose="report" if report else "fitness",
             include_path=list(cfg.include_path),
         )
         self.evaluator = FitnessEvaluator(spec)

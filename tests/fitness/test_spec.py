@@ -72,3 +72,14 @@ def test_report_split_needs_the_flag(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING):
         allowed.check_splits()
     assert "evo_mgsm_direct_ja" in caplog.text
+
+
+def test_report_scores_say_nothing_about_the_fitness(caplog: pytest.LogCaptureFixture) -> None:
+    """Scoring the report split (the end-of-run report, ``eval``) is no fitness warning."""
+    report = FitnessSpec(tasks=["evo_mgsm_direct_ja"], purpose="report")
+    with caplog.at_level(logging.WARNING):
+        report.check_splits()
+    assert caplog.text == ""
+    with caplog.at_level(logging.WARNING):
+        FitnessSpec(tasks=["evo_mgsm_direct_ja"], allow_report_split=True).check_splits()
+    assert "search's fitness" in caplog.text
