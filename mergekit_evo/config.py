@@ -73,7 +73,10 @@ class TaskConfig(_Strict):
 class FitnessConfig(_Strict):
     """What :class:`mergekit_evo.fitness.FitnessSpec` gets (tasks, limit, few-shot, ...)."""
 
-    tasks: list[TaskConfig] = Field(min_length=1)
+    # a fitness of your own: "package.module:callable", (model, tokenizer) -> float | dict
+    function: str | None = None  # (before tasks: the tasks check reads it)
+    # lm-eval tasks; with ``function``: the names (and weights) of the keys of its dict result
+    tasks: list[TaskConfig] = Field([], validate_default=True)
     limit: int | float | None = None
     num_fewshot: int | None = None
     batch_size: int = Field(8, ge=1)
@@ -94,6 +97,23 @@ class FitnessConfig(_Strict):
     @classmethod
     def _one_or_many(cls, v: Any) -> Any:
         return [v] if isinstance(v, str) else v
+
+    @field_validator("function")
+    @classmethod
+    def _function(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$", v):
+            raise ValueError(f"function must be 'package.module:callable', got {v!r}")
+        return v
+
+    @field_validator("tasks")
+    @classmethod
+    def _tasks_or_function(cls, v: list[TaskConfig], info: ValidationInfo) -> list[TaskConfig]:
+        if not v and info.data.get("function") is None:
+            raise ValueError(
+                "needs at least 1 task (an lm-eval task name), or fitness.function "
+                "('package.module:callable') for a Python fitness"
+            )
+        return v
 
     @field_validator("limit")
     @classmethod

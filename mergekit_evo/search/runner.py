@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     import optuna
 
     from mergekit_evo.candidate.base import CandidateBuilder
+    from mergekit_evo.search.callable_scoring import CallableScorer, FitnessFn
     from mergekit_evo.search.scoring import Scorer
     from mergekit_evo.space.base import Space
 
@@ -58,8 +59,10 @@ class Search:
         role: str = "search",
         builder: CandidateBuilder | None = None,
         log: Log = print,
+        fitness_fn: FitnessFn | None = None,
     ) -> None:
         self.cfg = cfg
+        self.fitness_fn = fitness_fn  # a Python fitness in place of lm-eval tasks
         self.rundir = RunDir(out)
         self.outputs = Outputs(self.rundir, cfg.merge_seed, save_champion)
         self.save_champion = save_champion
@@ -67,8 +70,8 @@ class Search:
         self.leader = role == "search"  # enqueues start points, scores baselines, picks moves
         self.log = log
         self.builder = builder
-        self.scorer: Scorer | None = None
-        self.report_scorer: Scorer | None = None
+        self.scorer: Scorer | CallableScorer | None = None
+        self.report_scorer: Scorer | CallableScorer | None = None
         remembered = self._remembered_storage()
         self.storage_url = cfg.storage or remembered or self.rundir.storage_url
         # alone on the study: the default SQLite file in RUN_DIR, so RUNNING trials are dead
@@ -99,14 +102,14 @@ class Search:
     def prepare(self) -> None:
         """Everything that can fail on a bad config, before anything is written."""
         from mergekit_evo.preflight import preflight
-        from mergekit_evo.search.scoring import Scorer
+        from mergekit_evo.search.callable_scoring import make_scorer
 
         preflight(self.cfg)  # model folders, weight headers, tokenizers, spaces: no weights
         check_same_search(self.rundir, self.cfg)
         check_start_recipes(self.cfg)
-        self.scorer = Scorer(self.cfg.fitness, self.cfg.device)
+        self.scorer = make_scorer(self.cfg.fitness, self.cfg.device, fn=self.fitness_fn)
         if self.cfg.report is not None:  # fail now, not after the search, on a bad report task
-            self.report_scorer = Scorer(self.cfg.report, self.cfg.device, report=True)
+            self.report_scorer = make_scorer(self.cfg.report, self.cfg.device, report=True)
         if self.builder is None:
             self.builder = self.make_builder()
 
@@ -317,11 +320,11 @@ class Search:
 
     def report(self, recipe: dict[str, Any]) -> dict[str, Any]:
         """Report-split scores of each source model and of the champion."""
+        from mergekit_evo.search.callable_scoring import make_scorer
         from mergekit_evo.search.report_scores import report_scores
-        from mergekit_evo.search.scoring import Scorer
 
         assert self.cfg.report is not None and self.builder is not None
-        scorer = self.report_scorer or Scorer(self.cfg.report, self.cfg.device, report=True)
+        scorer = self.report_scorer or make_scorer(self.cfg.report, self.cfg.device, report=True)
         return report_scores(
             scorer,
             self.builder,
@@ -340,6 +343,21 @@ def run_search(
     role: str = "search",
     builder: CandidateBuilder | None = None,
     log: Log = print,
+    fitness_fn: FitnessFn | None = None,
 ) -> SearchResult:
-    """Run (or resume) a search; ``role='worker'`` joins a shared study without baselines."""
-    return Search(cfg, out, save_champion=save_champion, role=role, builder=builder, log=log).run()
+    """Run (or resume) a search; ``role='worker'`` joins a shared study without baselines.
+
+    ``fitness_fn(model, tokenizer) -> float | dict`` scores candidates instead of
+    ``fitness.tasks`` (see :mod:`mergekit_evo.search.callable_scoring`); config.yml records
+    its name as ``fitness.function``, so a resume with another function is refused.
+    """
+    if fitness_fn is not None and cfg.fitness.function is None:
+        from mergekit_evo.search.callable_scoring import function_name
+
+        named = cfg.fitness.model_copy(update={"function": function_name(fitness_fn)})
+        cfg = cfg.model_copy(update={"fitness": named})
+    search = Search(
+        cfg, out, save_champion=save_champion, role=role, builder=builder, log=log,
+        fitness_fn=fitness_fn,
+    )  # fmt: skip
+    return search.run()
