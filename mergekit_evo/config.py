@@ -85,6 +85,7 @@ class FitnessConfig(_Strict):
     include_path: list[str] = []  # extra lm-eval task YAML folders (e.g. the zoo's tasks)
     allow_report_split: bool = False
     objectives: Literal["weighted", "per_task"] = "weighted"
+    engine: Literal["auto", "hf", "mergekit_evo"] = "auto"  # auto: mergekit_evo on CUDA
 
     @field_validator("tasks", mode="before")
     @classmethod

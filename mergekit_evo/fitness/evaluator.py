@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from mergekit_evo.engine.cache import DecoderCache
 from mergekit_evo.fitness.data import data_dir
 from mergekit_evo.fitness.errors import FitnessError
 from mergekit_evo.fitness.registry import SHIPPED_TASKS, TASKS_DIR, close_matches
@@ -97,6 +98,7 @@ class FitnessEvaluator:
         self.spec.check_splits()
         self.tasks: dict[str, Task] = self._load_tasks(names)
         self._apply_settings()
+        self.decoders = DecoderCache()  # KV cache and CUDA graphs outlive one candidate
         self.metrics: dict[str, str] = {}
         for ts in self.spec.tasks:
             self.metrics[ts.name] = self._prepare(ts, self.tasks[ts.name])
@@ -218,17 +220,25 @@ class FitnessEvaluator:
 
         ``batch_size`` overrides the spec's for this call (the out-of-memory retry halves it).
         """
-        from lm_eval.models.huggingface import HFLM
+        return self.score_lm(self.make_lm(model, tokenizer, batch_size))
 
+    def make_lm(self, model: Any, tokenizer: Any, batch_size: int | None = None) -> LM:
+        """lm-eval's ``hf`` model around ``model``, or ours (:mod:`.fast_lm`) per ``engine``."""
         device = self.spec.device
         if device is not None and hasattr(model, "to") and str(model.device) != device:
             model = model.to(device)
         if hasattr(model, "eval"):
             model.eval()  # no dropout: the same model must always get the same fitness
-        lm = HFLM(
-            pretrained=model, tokenizer=tokenizer, batch_size=batch_size or self.spec.batch_size
-        )
-        return self.score_lm(lm)
+        batch = batch_size or self.spec.batch_size
+        if self.spec.uses_engine():
+            from mergekit_evo.fitness.fast_lm import EngineLM
+
+            return EngineLM(
+                pretrained=model, tokenizer=tokenizer, batch_size=batch, decoders=self.decoders
+            )
+        from lm_eval.models.huggingface import HFLM
+
+        return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch)
 
     def score_lm(self, lm: LM) -> FitnessResult:
         """Score any lm-eval ``LM`` (used by ``score``, and by tests with scripted models)."""

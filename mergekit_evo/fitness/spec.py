@@ -78,6 +78,11 @@ class FitnessSpec(BaseModel):
     device: str | None = Field(default="cpu", description="torch device, e.g. cpu, cuda:0")
     max_gen_toks: int | None = Field(default=None, ge=1, description="None: lm-eval's default")
     seed: int = 0
+    engine: Literal["auto", "hf", "mergekit_evo"] = Field(
+        default="auto",
+        description="generation backend: 'mergekit_evo' (static cache, CUDA graphs, shared "
+        "prefix), 'hf' (lm-eval's own HF generate), 'auto' (mergekit_evo on CUDA, hf on CPU)",
+    )
     include_path: list[str] = Field(
         default_factory=list,
         description="extra lm-eval task folders (e.g. a zoo's tasks/), searched before lm-eval's",
@@ -122,6 +127,12 @@ class FitnessSpec(BaseModel):
         if sum(t.weight for t in self.tasks) <= 0:
             raise ValueError("tasks: the weights must not all be 0")
         return self
+
+    def uses_engine(self) -> bool:
+        """Whether scoring generates with :class:`mergekit_evo.fitness.fast_lm.EngineLM`."""
+        if self.engine == "auto":
+            return str(self.device or "cpu").startswith("cuda")
+        return self.engine == "mergekit_evo"
 
     def check_splits(self) -> None:
         """Refuse report-split tasks unless ``allow_report_split`` (then only warn)."""

@@ -33,6 +33,7 @@ class Scorer:
             device=device,
             max_gen_toks=cfg.max_gen_toks,
             seed=cfg.seed,
+            engine=cfg.engine,
             allow_report_split=report or cfg.allow_report_split,
             purpose="report" if report else "fitness",
             include_path=list(cfg.include_path),
