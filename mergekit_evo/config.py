@@ -260,6 +260,9 @@ class SearchConfig(_Strict):
     dtype: Literal["float32", "float16", "bfloat16"] = "float32"
     merge_seed: int = 0  # MergeKit --random-seed for randomized methods (DARE)
     device: str = "cpu"
+    # where candidates are built: "memory" (sources resident, PS merged in place, DFS routed),
+    # "disk" (MergeKit writes each candidate, then it is loaded), "auto" (memory on CUDA)
+    candidates: Literal["auto", "memory", "disk"] = "auto"
     baselines: bool = True  # score each source model first (metrics.json)
 
     @field_validator("models", mode="before")

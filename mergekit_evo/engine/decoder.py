@@ -19,8 +19,9 @@ stack has its own cache slot, so a layer used twice on a DFS path keeps two cach
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -71,7 +72,9 @@ class DecodeStats:
     graph_captures: int = 0
     compactions: int = 0
     rows: int = 0
-    extra: dict[str, float] = field(default_factory=dict)
+    prefill_s: float = 0.0  # wall time to the first token (synchronised)
+    decode_s: float = 0.0  # wall time of the decode loop, host checks included
+    check_s: float = 0.0  # of which: host-side stop checks (decode + string search)
 
 
 class GreedyDecoder:
@@ -84,8 +87,12 @@ class GreedyDecoder:
         max_batch: int,
         use_graphs: bool | None = None,
         check_every: int = 8,
+        min_shared_prefix: int = 64,
     ) -> None:
         self.stack = stack
+        # a shorter shared prefix is prefilled with the rest of its row: computing it apart
+        # would make the rows' prefill a masked (non-flash) attention, which costs more
+        self.min_shared_prefix = max(1, int(min_shared_prefix))
         self.device = stack.device
         self.dtype = stack.dtype
         self.max_batch = max(1, int(max_batch))
@@ -118,7 +125,7 @@ class GreedyDecoder:
         pos = torch.arange(t, device=self.device).expand(b, t)
         h = st.embed(input_ids.to(self.device))
         cos, sin = st.rotary(h, pos)
-        mask = torch.ones(t, t, dtype=torch.bool, device=self.device).tril()[None, None]
+        mask = None  # causal
         for layer, scale in zip(st.layers, st.scales, strict=True):
             h = self._layer(layer, h, scale, cos, sin, mask, lambda k, v: (k, v))
         return st.head(st.norm(h))
@@ -142,7 +149,11 @@ class GreedyDecoder:
         self._ensure_cache(bsz, slots)
         step = self._step_graph(bsz, slots)  # capture before prefill: warm-up writes scratch
         rows = prompts + [prompts[0]] * (bsz - n)  # bucket filler rows repeat row 0
+        t0 = time.perf_counter()
         first = self._prefill(rows, slots)
+        first_host = first.tolist()  # sync: the prefill's time ends here
+        t1 = time.perf_counter()
+        self.stats.prefill_s += t1 - t0
         self.stats.rows += n
 
         gen: list[list[int]] = [[] for _ in range(n)]
@@ -150,18 +161,25 @@ class GreedyDecoder:
         rowmap = list(range(n)) + [-1] * (bsz - n)  # batch row -> prompt index (-1: filler)
         step.tok.copy_(first)
         step.pos.copy_(torch.tensor([len(r) for r in rows], device=self.device))
-        history = [first]  # (bsz,) tokens per step since the last flush, in ``rowmap`` order
+        history: list[torch.Tensor] = []  # (bsz,) tokens per step since the last check
+        for b, orig in enumerate(rowmap):
+            if orig >= 0:
+                gen[orig].append(first_host[b])
+                finished[orig] = max_new <= 1 or is_done(orig, gen[orig])
         produced = 1
         while True:
             if produced % self.check_every == 0 or produced >= max_new:
-                toks = torch.stack(history, dim=1).tolist()  # the only host sync
+                toks = torch.stack(history, dim=1).tolist() if history else []  # host sync
                 history.clear()
+                tc = time.perf_counter()
                 for b, orig in enumerate(rowmap):
                     if orig < 0 or finished[orig]:
                         continue
-                    gen[orig].extend(toks[b])
+                    if toks:
+                        gen[orig].extend(toks[b])
                     if len(gen[orig]) >= max_new or is_done(orig, gen[orig]):
                         finished[orig] = True
+                self.stats.check_s += time.perf_counter() - tc
                 live = [r for r in rowmap if r >= 0 and not finished[r]]
                 if not live:
                     break
@@ -173,6 +191,7 @@ class GreedyDecoder:
             history.append(step.tok.clone())
             produced += 1
             self.stats.decode_steps += 1
+        self.stats.decode_s += time.perf_counter() - t1
         return [g[:max_new] for g in gen]
 
     def _compact(
@@ -214,6 +233,8 @@ class GreedyDecoder:
         bsz = len(rows)
         shared = _common_prefix(rows)
         shared = min(shared, min(len(r) for r in rows) - 1)  # every row keeps a suffix token
+        if shared < self.min_shared_prefix:
+            shared = 0
         if shared > 0:
             ids = torch.tensor([rows[0][:shared]], device=dev)
             self._forward_into(ids, start=0, bsz=1)
@@ -241,8 +262,10 @@ class GreedyDecoder:
         pos = torch.arange(start, end, device=dev).expand(ids.shape[0], t)
         h = st.embed(ids)
         cos, sin = st.rotary(h, pos)
-        q_pos = torch.arange(start, end, device=dev)[:, None]
-        mask = (torch.arange(end, device=dev)[None, :] <= q_pos)[None, None]
+        mask = None  # from slot 0: plain causal attention (flash); else a mask with an offset
+        if start > 0:
+            q_pos = torch.arange(start, end, device=dev)[:, None]
+            mask = (torch.arange(end, device=dev)[None, :] <= q_pos)[None, None]
         for i, (layer, scale) in enumerate(zip(st.layers, st.scales, strict=True)):
             kc, vc = self._k[i, :bsz], self._v[i, :bsz]
 
@@ -330,11 +353,26 @@ class GreedyDecoder:
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
         q, k = _rope(q, k, cos, sin)
         keys, values = kv(k, v)
-        o = F.scaled_dot_product_attention(
-            q, keys, values, attn_mask=mask, scale=attn.scaling, enable_gqa=True
-        )
+        o = _attention(q, keys, values, mask, attn.scaling)
         h = h + attn.o_proj(o.transpose(1, 2).reshape(b, t, -1))
         return h + layer.mlp(layer.post_attention_layernorm(h))
+
+
+def _attention(q, k, v, mask, scale: float) -> torch.Tensor:
+    """SDPA with grouped-query heads; ``mask`` None means causal from slot 0.
+
+    A decode step (one query) puts the query heads of each KV group on the query axis, so the
+    keys and values are read once per group instead of being repeated for every head.
+    """
+    b, nh, t, hd = q.shape
+    nkv = k.shape[1]
+    if t == 1 and mask is not None and nh != nkv:
+        g = nh // nkv
+        o = F.scaled_dot_product_attention(q.view(b, nkv, g, hd), k, v, attn_mask=mask, scale=scale)
+        return o.view(b, nh, 1, hd)
+    if mask is None:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale, enable_gqa=True)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale, enable_gqa=True)
 
 
 def _common_prefix(rows: Sequence[Sequence[int]]) -> int:

@@ -34,6 +34,9 @@ class StackModel(nn.Module):
     def dtype(self) -> torch.dtype:
         return self.stack.dtype
 
+    def tie_weights(self) -> None:
+        """lm-eval calls this on every model; a stack borrows its weights, already tied."""
+
     @torch.no_grad()
     def forward(self, input_ids: torch.Tensor, **_: object) -> SimpleNamespace:
         return SimpleNamespace(logits=self._ref[0].logits(input_ids))

@@ -16,7 +16,7 @@ from mergekit_evo.config import ConfigError, SearchConfig
 from mergekit_evo.search.rundir import RunDir
 
 #: config fields that may change between runs of one search (everything else must match)
-MUTABLE = ("budget", "storage", "device", "report", "baselines")
+MUTABLE = ("budget", "storage", "device", "candidates", "report", "baselines")
 
 #: config sections a mode never reads: a change there (e.g. a new DFS default) is no new search
 UNUSED_BY_MODE = {"ps": ("dfs", "ps_dfs"), "dfs": ("ps", "ps_dfs"), "ps_dfs": ()}

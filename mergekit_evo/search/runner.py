@@ -92,11 +92,12 @@ class Search:
     # -- setup ------------------------------------------------------------------------------
 
     def make_builder(self) -> CandidateBuilder:
-        """The one place the candidate builder (recipe -> scoreable model) is chosen."""
-        from mergekit_evo.candidate.disk import DiskCandidateBuilder
+        """The one place the candidate builder (recipe -> scoreable model) is chosen:
+        ``candidates: auto`` builds in accelerator memory on CUDA, on disk elsewhere."""
+        from mergekit_evo.candidate import make_builder
 
-        return DiskCandidateBuilder(
-            device=self.cfg.device, dtype=self.cfg.dtype, random_seed=self.cfg.merge_seed
+        return make_builder(
+            self.cfg.candidates, self.cfg.device, self.cfg.dtype, self.cfg.merge_seed
         )
 
     def prepare(self) -> None:

@@ -52,7 +52,9 @@ def test_generate_equals_hf_generate(arch: str, shared: int) -> None:
     model = _model(arch)
     prompts = _prompts(1, 5, shared)
     want = _hf_greedy(model, prompts, 12)
-    dec = GreedyDecoder(LayerStack.from_model(model), max_batch=4, check_every=3)
+    dec = GreedyDecoder(
+        LayerStack.from_model(model), max_batch=4, check_every=3, min_shared_prefix=2
+    )
     got = dec.generate(prompts, 12, lambda r, toks: False)
     assert got == want
     if shared:
@@ -63,7 +65,9 @@ def test_rows_retire_and_the_rest_goes_on() -> None:
     model = _model("llama")
     prompts = _prompts(2, 8, 4)
     want = _hf_greedy(model, prompts, 16)
-    dec = GreedyDecoder(LayerStack.from_model(model), max_batch=8, check_every=2)
+    dec = GreedyDecoder(
+        LayerStack.from_model(model), max_batch=8, check_every=2, min_shared_prefix=2
+    )
     # rows 0-5 may stop after 4 tokens: the batch is compacted, rows 6-7 decode to the end
     got = dec.generate(prompts, 16, lambda r, toks: r < 6 and len(toks) >= 4)
     assert dec.stats.compactions >= 1

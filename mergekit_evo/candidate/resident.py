@@ -1,0 +1,240 @@
+"""Candidates built in accelerator memory: PS merged in place, DFS routed over resident layers.
+
+Every source model is loaded once (a Hugging Face module on the device, its tensors shared by
+the merge and by DFS routes).  A PS candidate is MergeKit's own plan of the recipe
+(:mod:`.planning`), each tensor's ``ExecuteMergeMethodTask`` run on the resident tensors and
+copied into one working model: no allocation that outlives the tensor, no disk.  A DFS
+candidate is a :class:`~mergekit_evo.engine.LayerStack` over the resident layers (model A's
+embeddings, norm and head; a scale per hop): no weight is copied, and its logits equal the
+materialised ``dfs`` model's.  ``ps_dfs`` (one PS stage) merges the stage in place and routes
+over the working model and the partner.
+
+Numerics equal MergeKit's for deterministic methods.  DARE-style methods draw their masks with
+``torch.bernoulli`` on the device, seeded per candidate, which is not the stream of a CPU
+``mergekit-yaml --random-seed`` run: :attr:`exact_for` says so, and the search re-scores the
+champion rebuilt by MergeKit (``best.yml``) at the end and reports both numbers.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mergekit_evo.candidate.base import Candidate, CandidateBuilder
+from mergekit_evo.candidate.disk import DiskCandidateBuilder
+
+log = logging.getLogger(__name__)
+
+#: sparsification that draws random masks (their in-memory masks differ from a CPU merge's)
+STOCHASTIC_METHODS = ("dare_ties", "dare_linear", "della", "della_linear")
+
+
+class InMemoryUnsupported(ValueError):
+    """A recipe the resident builder cannot build in memory (the disk builder can)."""
+
+
+class ResidentCandidateBuilder(CandidateBuilder):
+    """Sources resident once on ``device``; candidates written into them, never to disk."""
+
+    def __init__(self, device: str = "cuda", dtype: str = "bfloat16", random_seed: int = 0) -> None:
+        self.device = device
+        self.dtype = dtype
+        self.random_seed = random_seed
+        self.disk = DiskCandidateBuilder(device=device, dtype=dtype, random_seed=random_seed)
+        self._sources: dict[str, Any] = {}  # absolute path -> HF model on the device
+        self._tokenizers: dict[str, Any] = {}
+        self._working: Any = None  # the model PS candidates are written into
+        self._working_from: str | None = None
+        self._working_params: dict[str, torch.Tensor] = {}
+        self.last_merge_s = 0.0  # whole in-place merge (planning included), synchronised
+        self.last_plan_s = 0.0  # of which: MergeKit's planning (host only)
+        self.last_setup_s = 0.0  # DFS route set-up
+
+    # ------------------------------------------------------------------ resident models
+    def _torch_dtype(self) -> torch.dtype:
+        return getattr(torch, self.dtype)
+
+    def source(self, path: str) -> Any:
+        """The resident model of ``path`` (loaded on first use)."""
+        key = str(Path(path).resolve()) if Path(path).exists() else path
+        model = self._sources.get(key)
+        if model is None:
+            import transformers
+
+            model = transformers.AutoModelForCausalLM.from_pretrained(
+                key, dtype=self._torch_dtype(), device_map=self.device
+            )
+            model.eval()
+            model.requires_grad_(False)
+            self._sources[key] = model
+        return model
+
+    def tokenizer(self, path: str) -> Any:
+        tok = self._tokenizers.get(path)
+        if tok is None:
+            import transformers
+
+            tok = transformers.AutoTokenizer.from_pretrained(path)
+            self._tokenizers[path] = tok
+        return tok
+
+    def _working_model(self, path: str) -> Any:
+        if self._working is None or self._working_from != path:
+            import transformers
+
+            self._working = None
+            model = transformers.AutoModelForCausalLM.from_pretrained(
+                path, dtype=self._torch_dtype(), device_map=self.device
+            )
+            model.eval()
+            model.requires_grad_(False)
+            self._working, self._working_from = model, path
+            self._working_params = dict(model.state_dict())
+        return self._working
+
+    # ------------------------------------------------------------------ builder interface
+    def build(self, recipe: dict[str, Any], workdir: Path) -> Candidate:
+        try:
+            return self._build(recipe)
+        except InMemoryUnsupported as why:
+            log.info("building on disk: %s", why)
+            return self.disk.build(recipe, workdir)
+
+    def _build(self, recipe: dict[str, Any]) -> Candidate:
+        import time
+
+        from mergekit_evo.methods import load_recipe
+
+        config = load_recipe(recipe)
+        method = config.merge_method
+        if method == "dfs":
+            t0 = time.perf_counter()
+            refs = [str(m.model.model.path) for m in config.models or []]
+            model = self._route([self.source(p) for p in refs], config.parameters)
+            self.last_setup_s = time.perf_counter() - t0
+            return Candidate(model=model, tokenizer=self.tokenizer(refs[0]))
+        if method == "ps_dfs":
+            return self._build_ps_dfs(config)
+        model, tok_from = self.merge_in_place(config)
+        return Candidate(model=model, tokenizer=self.tokenizer(tok_from))
+
+    def load(self, model_path: str) -> Candidate:
+        """A source model for baselines and reports: the resident copy, not a second load."""
+        return Candidate(model=self.source(model_path), tokenizer=self.tokenizer(model_path))
+
+    def release(self, candidate: Candidate) -> None:
+        """Resident models stay; only the candidate's references go."""
+        candidate.model = None
+        candidate.tokenizer = None
+
+    def merge(self, recipe: dict[str, Any], out: Path) -> Path:
+        """Write a recipe's model to disk through MergeKit (the champion folder)."""
+        return self.disk.merge(recipe, out)
+
+    def exact_for(self, recipe: dict[str, Any]) -> bool:
+        """Whether the model built here is the one ``mergekit-yaml --random-seed`` writes."""
+        methods = {recipe.get("merge_method")}
+        params = recipe.get("parameters") or {}
+        methods.add(params.get("ps_method"))
+        for module in (recipe.get("modules") or {}).values():
+            methods.add((module.get("parameters") or {}).get("ps_method"))
+        return not methods.intersection(STOCHASTIC_METHODS)
+
+    # ------------------------------------------------------------------ PS in place
+    def merge_in_place(self, config: Any) -> tuple[Any, str]:
+        """Run MergeKit's per-tensor tasks on resident tensors into the working model."""
+        import time
+
+        from mergekit.common import dtype_from_name
+        from mergekit.io.tasks import GatherTensors
+        from mergekit.options import MergeOptions
+
+        from mergekit_evo.candidate.planning import plan_tensors
+
+        t0 = time.perf_counter()
+        if config.slices or config.modules:
+            raise InMemoryUnsupported("slices:/modules: recipes are merged on disk")
+        out_ref = config.base_model or config.models[0].model
+        out_path = str(out_ref.model.path)
+        model = self._working_model(out_path)
+        options = MergeOptions(random_seed=self.random_seed, quiet=True, device=self.device)
+        compute = dtype_from_name(config.dtype) if config.dtype else None
+        devices = [torch.device(self.device)] if self.device.startswith("cuda") else []
+        with torch.no_grad(), torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self.random_seed)  # same recipe, same DARE masks, every time
+            planned = plan_tensors(config, options)
+            self.last_plan_s = time.perf_counter() - t0
+            for weight, task in planned:
+                gather = task.gather_tensors
+                if not isinstance(gather, GatherTensors):
+                    raise InMemoryUnsupported(
+                        f"{weight.name}: tokenizer merging is done on disk, not in memory"
+                    )
+                infos = gather.weight_info.items()
+                tensors = {ref: self._tensor(ref, info, compute) for ref, info in infos}
+                out = task.execute(tensors=tensors)
+                if out is None:
+                    continue
+                target = self._working_params.get(weight.name)
+                if target is None:
+                    raise InMemoryUnsupported(f"the working model has no tensor {weight.name}")
+                target.copy_(out)
+        if self.device.startswith("cuda"):
+            torch.cuda.synchronize(self.device)
+        self.last_merge_s = time.perf_counter() - t0
+        tok_from = str(config.tokenizer_source) if config.tokenizer_source else out_path
+        if tok_from in ("base", "union"):
+            tok_from = out_path
+        return model, tok_from
+
+    def _tensor(self, ref: Any, info: Any, compute: torch.dtype | None) -> torch.Tensor:
+        if ref.lora is not None:
+            raise InMemoryUnsupported("LoRA model references are merged on disk")
+        params = self._source_params(str(ref.model.path))
+        for name in (info.name, *(info.aliases or ()), *(info.tied_names or ())):
+            t = params.get(name)
+            if t is not None:
+                return t if compute is None or t.dtype == compute else t.to(compute)
+        raise InMemoryUnsupported(f"{ref.model.path} has no tensor {info.name}")
+
+    def _source_params(self, path: str) -> dict[str, torch.Tensor]:
+        model = self.source(path)
+        params = getattr(model, "_evo_params", None)
+        if params is None:
+            params = dict(model.state_dict())
+            model._evo_params = params
+        return params
+
+    # ------------------------------------------------------------------ DFS routes
+    def _route(self, models: list[Any], parameters: Any) -> Any:
+        from mergekit_evo.engine import LayerStack, StackModel
+        from mergekit_evo.methods.dfs import DFSParameters, plan_path
+
+        raw = {k: v for k, v in dict(parameters or {}).items()}
+        params = DFSParameters.from_parameters(raw)
+        counts = [m.config.num_hidden_layers for m in models]
+        path = plan_path(counts, params)
+        stack = LayerStack.routed(
+            models, [(r.model, r.layer) for r in path.layers], list(path.hop_scales)
+        )
+        return StackModel(stack)
+
+    def _build_ps_dfs(self, config: Any) -> Candidate:
+        import time
+
+        from mergekit_evo.methods import parse_ps_dfs
+
+        recipe = parse_ps_dfs(config)
+        if len(recipe.stages) != 1:
+            raise InMemoryUnsupported("ps_dfs with several PS stages is merged on disk")
+        ((name, stage),) = recipe.stages.items()
+        working, tok_from = self.merge_in_place(stage)
+        t0 = time.perf_counter()
+        models = [working if m == name else self.source(m) for m in recipe.dfs_models]
+        model = self._route(models, recipe.dfs_parameters)
+        self.last_setup_s = time.perf_counter() - t0
+        tok = self.tokenizer(tok_from if recipe.dfs_models[0] == name else recipe.dfs_models[0])
+        return Candidate(model=model, tokenizer=tok)

@@ -1,0 +1,130 @@
+"""In-memory candidates equal MergeKit's on-disk merges (PS) and materialised DFS models (CPU)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from mergekit_evo.candidate.disk import DiskCandidateBuilder
+from mergekit_evo.candidate.resident import ResidentCandidateBuilder
+from tests.tiny_models import make_model
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory) -> dict[str, str]:
+    return build_sources(tmp_path_factory.mktemp("resident"))
+
+
+def build_sources(root: Path) -> dict[str, str]:
+    """A tiny Qwen2 base and two fine-tunes of it (base + small deltas), float32."""
+    out = {}
+    for i, name in enumerate(("base", "a", "b")):
+        make_model(root / name, arch="qwen2", num_layers=4, seed=i, rms_norm_eps=1e-12)
+        out[name] = str(root / name)
+    with torch.no_grad():  # fine-tunes: base + a small delta, so sign consensus has work to do
+        import transformers
+
+        base = transformers.AutoModelForCausalLM.from_pretrained(out["base"])
+        for i, name in enumerate(("a", "b")):
+            m = transformers.AutoModelForCausalLM.from_pretrained(out[name])
+            g = torch.Generator().manual_seed(10 + i)
+            for (_, p), (_, q) in zip(m.named_parameters(), base.named_parameters(), strict=True):
+                p.copy_(q + 0.05 * torch.randn(p.shape, generator=g))
+            m.save_pretrained(out[name])
+    return out
+
+
+def _ps(method: str, s: dict[str, str], **params) -> dict:
+    w = {
+        "a": [0.3, 0.9, 1.2, 0.5],
+        "b": [{"filter": "self_attn", "value": 0.7}, {"value": [1.1, 0.2]}],
+    }
+    models = [
+        {"model": s[n], "parameters": {"weight": w[n], **({"density": 0.6} if "ties" in method or
+                                                       "breadcrumbs" in method else {})}}
+        for n in ("a", "b")
+    ]  # fmt: skip
+    return {
+        "merge_method": method,
+        "base_model": s["base"],
+        "models": models,
+        "parameters": params or None,
+        "dtype": "float32",
+    }
+
+
+def _state(model) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize(
+    ("method", "params"),
+    [
+        ("linear", {"normalize": True}),
+        ("task_arithmetic", {"lambda": 0.8}),
+        ("ties", {"normalize": False}),
+        ("breadcrumbs_ties", {}),
+    ],
+)
+def test_ps_in_place_equals_mergekit_on_disk(sources, tmp_path: Path, method, params) -> None:
+    recipe = _ps(method, sources, **params)
+    if method == "linear":
+        recipe.pop("base_model")
+    disk = DiskCandidateBuilder(dtype="float32").build(recipe, tmp_path)
+    res = ResidentCandidateBuilder(device="cpu", dtype="float32")
+    ours = res.build(recipe, tmp_path)
+    want, got = _state(disk.model), _state(ours.model)
+    assert want.keys() == got.keys()
+    for k in want:
+        torch.testing.assert_close(got[k], want[k], rtol=0, atol=0, msg=k)
+    assert res.exact_for(recipe)
+
+
+def test_second_candidate_overwrites_every_tensor(sources, tmp_path: Path) -> None:
+    res = ResidentCandidateBuilder(device="cpu", dtype="float32")
+    first = res.build(_ps("ties", sources), tmp_path).model
+    r2 = _ps("task_arithmetic", sources)
+    second = res.build(r2, tmp_path).model
+    assert first is second  # one working model, written in place
+    want = _state(DiskCandidateBuilder(dtype="float32").build(r2, tmp_path).model)
+    for k, v in _state(second).items():
+        torch.testing.assert_close(v, want[k], rtol=0, atol=0, msg=k)
+
+
+def test_dare_is_seeded_but_flagged_inexact(sources, tmp_path: Path) -> None:
+    res = ResidentCandidateBuilder(device="cpu", dtype="float32")
+    r = _ps("dare_ties", sources)
+    for m in r["models"]:
+        m["parameters"]["density"] = 0.5
+    a = _state(res.build(r, tmp_path).model)
+    b = _state(res.build(r, tmp_path).model)
+    assert all(torch.equal(a[k], b[k]) for k in a)  # same recipe, same masks
+    assert not res.exact_for(r)
+
+
+def test_dfs_route_equals_materialised_dfs(sources, tmp_path: Path) -> None:
+    from mergekit_evo.engine import GreedyDecoder
+
+    T = 8 * 2
+    ind = [-1.0] * T
+    for k in (0, 5, 6, 9, 3 + 8 + 8 - 8):  # A0, B1, B2, A1 (2nd repeat), A3
+        ind[k] = 1.0
+    recipe = {
+        "merge_method": "dfs",
+        "models": [{"model": sources["a"]}, {"model": sources["b"]}],
+        "parameters": {"repeats": 2, "indicators": ind, "scales": [[1.0, 0.8], [1.2, 1.0]]},
+        "dtype": "float32",
+    }
+    disk = DiskCandidateBuilder(dtype="float32").build(recipe, tmp_path).model
+    res = ResidentCandidateBuilder(device="cpu", dtype="float32")
+    routed = res.build(recipe, tmp_path).model
+    ids = torch.randint(1, 150, (2, 12))
+    with torch.no_grad():
+        want = disk(ids).logits
+    got = routed(ids).logits
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    n_disk = disk.config.num_hidden_layers
+    assert len(routed.stack.layers) == n_disk
+    assert GreedyDecoder(routed.stack, max_batch=2).generate([[5, 6, 7]], 4, lambda r, t: False)
