@@ -368,8 +368,9 @@ def _attention(q, k, v, mask, scale: float) -> torch.Tensor:
     nkv = k.shape[1]
     if t == 1 and mask is not None and nh != nkv:
         g = nh // nkv
-        o = F.scaled_dot_product_attention(q.view(b, nkv, g, hd), k, v, attn_mask=mask, scale=scale)
-        return o.view(b, nh, 1, hd)
+        q = q.reshape(b, nkv, g, hd)
+        o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+        return o.reshape(b, nh, 1, hd)
     if mask is None:
         return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale, enable_gqa=True)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale, enable_gqa=True)

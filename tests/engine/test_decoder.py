@@ -40,8 +40,8 @@ def _hf_greedy(model, prompts: list[list[int]], max_new: int) -> list[list[int]]
         ids[i, width - len(p) :] = torch.tensor(p)
         mask[i, width - len(p) :] = 1
     out = model.generate(
-        input_ids=ids, attention_mask=mask, max_new_tokens=max_new, do_sample=False,
-        pad_token_id=0, eos_token_id=None,
+        input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
+        max_new_tokens=max_new, do_sample=False, pad_token_id=0, eos_token_id=None,
     )  # fmt: skip
     return out[:, width:].tolist()
 
