@@ -111,6 +111,7 @@ def config_from_recipe(
     out_dir: str | os.PathLike[str] = ".",
     tasks: list[str] | None = None,
     metric: str | None = None,
+    require_language: str | None = None,
     include_path: list[str] | None = None,
     limit: int | float | None = None,
     max_trials: int | None = None,
@@ -134,9 +135,10 @@ def config_from_recipe(
         models[_short(base, taken)] = base
     incl = [os.path.relpath(Path(p).resolve(), odir.resolve()) for p in include_path or []]
     names = tasks or [DEFAULT_TASK]
-    fitness: dict[str, Any] = {
-        "tasks": [{"name": t, **({"metric": metric} if metric else {})} for t in names]
-    }
+    extra: dict[str, Any] = {"metric": metric} if metric else {}
+    if require_language:
+        extra["require_language"] = require_language
+    fitness: dict[str, Any] = {"tasks": [{"name": t, **extra} for t in names]}
     if incl:
         fitness["include_path"] = incl
     if limit is not None:
@@ -149,9 +151,7 @@ def config_from_recipe(
     twins = [_report_twin(t, include_path or []) for t in names]
     if all(twins):
         report = dict(fitness)
-        report["tasks"] = [
-            {"name": t, **({"metric": metric} if metric else {})} for t in twins if t
-        ]
+        report["tasks"] = [{"name": t, **extra} for t in twins if t]
         cfg["report"] = report
     cfg["optimizer"] = {"sampler": "cmaes", "seed": 0}
     cfg["budget"] = {"max_trials": max_trials or 100}

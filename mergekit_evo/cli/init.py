@@ -16,6 +16,11 @@ recipe_options = [
     ),
     click.option("--metric", default=None, help="lm-eval 'metric,filter' key for every task."),
     click.option(
+        "--require-language",
+        default=None,
+        help="Count an answer only if written in this language (e.g. ja; the paper's rule).",
+    ),
+    click.option(
         "--include-path",
         "include_path",
         multiple=True,
@@ -33,7 +38,11 @@ def with_recipe_options(f):  # type: ignore[no-untyped-def]
 
 
 def recipe_kwargs(
-    tasks: tuple[str, ...], metric: str | None, include_path: tuple[str, ...], limit: float | None
+    tasks: tuple[str, ...],
+    metric: str | None,
+    require_language: str | None,
+    include_path: tuple[str, ...],
+    limit: float | None,
 ) -> dict[str, object]:
     """Click's values -> :func:`mergekit_evo.recipe_import.config_from_recipe` options."""
     lim: int | float | None = limit
@@ -42,6 +51,7 @@ def recipe_kwargs(
     return {
         "tasks": list(tasks) or None,
         "metric": metric,
+        "require_language": require_language,
         "include_path": list(include_path),
         "limit": lim,
     }
@@ -64,6 +74,7 @@ def init_command(
     recipe: str,
     tasks: tuple[str, ...],
     metric: str | None,
+    require_language: str | None,
     include_path: tuple[str, ...],
     limit: float | None,
     max_trials: int | None,
@@ -80,7 +91,7 @@ def init_command(
             recipe,
             out_dir=out_dir,
             max_trials=max_trials,
-            **recipe_kwargs(tasks, metric, include_path, limit),
+            **recipe_kwargs(tasks, metric, require_language, include_path, limit),
         )
         evolved = RecipeSpace.from_config(cfg).vector.names
     except ConfigError as e:

@@ -103,6 +103,7 @@ def search_command(
     recipe: str | None,
     tasks: tuple[str, ...],
     metric: str | None,
+    require_language: str | None,
     include_path: tuple[str, ...],
     limit: float | None,
     max_trials: int | None,
@@ -119,11 +120,17 @@ def search_command(
         raise click.UsageError("give either CONFIG or --from-recipe RECIPE.yml (not both)")
     if config is None and not tasks:
         raise click.UsageError("--from-recipe needs --task NAME (the fitness task)")
-    if config is not None and (tasks or metric or include_path or limit is not None):
-        raise click.UsageError("--task/--metric/--include-path/--limit go with --from-recipe")
+    if config is not None and (
+        tasks or metric or require_language or include_path or limit is not None
+    ):
+        raise click.UsageError(
+            "--task/--metric/--require-language/--include-path/--limit go with --from-recipe"
+        )
     _quiet(verbose)
     if recipe is not None:
-        cfg = _from_recipe(recipe, recipe_kwargs(tasks, metric, include_path, limit), overrides)
+        cfg = _from_recipe(
+            recipe, recipe_kwargs(tasks, metric, require_language, include_path, limit), overrides
+        )
     else:
         assert config is not None
         cfg = _load(config, **overrides)

@@ -174,3 +174,25 @@ def test_search_from_recipe_runs_the_recipe_first(tmp_path: Path):
     got = mergekit_yaml(run / "trials" / "00000.yml", tmp_path / "got")
     for k in want:
         assert torch.equal(got[k], want[k]), k
+
+
+def test_shipped_7b_configs_parse_offline():
+    """recipes/: the paper's PS+DFS config and the --from-recipe example (hub models, GPU)."""
+    from mergekit_evo.config import load_search_config
+
+    paper = load_search_config(ROOT / "recipes" / "paper-ps-dfs-7b.yml")
+    assert paper.mode == "ps_dfs" and paper.ps.method == "dare_ties"
+    assert set(paper.models) == {"shisa", "wizardmath", "abel"} and paper.dfs.repeats == 3
+    task = paper.fitness.tasks[0]
+    assert task.name == "evo_mgsm_direct_ja_search" and task.require_language == "ja"
+    data, cfg = search_config_from_recipe(
+        ROOT / "recipes" / "community" / "dare-ties-7b.yml",
+        tasks=["evo_mgsm_direct_ja_search"],
+        require_language="ja",
+    )
+    assert cfg.base_model == "mistralai/Mistral-7B-v0.1" and len(cfg.models) == 3
+    assert cfg.dtype == "bfloat16" and cfg.fitness.tasks[0].require_language == "ja"
+    assert cfg.report is not None and cfg.report.tasks[0].name == "evo_mgsm_direct_ja_heldout"
+    names = RecipeSpace.from_config(cfg).vector.names
+    assert names == [f"{m}.{p}" for m in ("shisa-gamma-7b-v1", "WizardMath-7B-V1_1",
+                     "Abel-7B-002") for p in ("density", "weight")]  # fmt: skip
