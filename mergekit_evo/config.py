@@ -169,6 +169,9 @@ class DFSConfig(_Strict):
     min_layers_per_model: int = Field(0, ge=0)
     evolve: Literal["both", "indicators", "scales"] = "both"
     window: tuple[int, int] | None = None  # evolve I only over slots [start, end)
+    # a layer path to start from instead of model A's: [[model name, layer], ...] in order
+    # (a passthrough frankenmerge's slices, --from-recipe); overrides init_indicators
+    start_path: list[tuple[str, int]] | None = None
     pin_ends: bool = True
     # slot-flip polish (mergekit_evo.search.polish): this share of the DFS stage's trials is
     # kept back from CMA-ES for a local search around its champion; 0 switches it off, 1 leaves

@@ -42,10 +42,6 @@ def read_recipe(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ConfigError(
             [("--from-recipe", f"{str(p)!r} is not a MergeKit recipe (no merge_method: key)")]
         )
-    if doc["merge_method"] == "passthrough":
-        from mergekit_evo.space.template import passthrough_message
-
-        raise ConfigError([("--from-recipe", f"{str(p)!r}: {passthrough_message()}")])
     return doc
 
 
@@ -74,6 +70,64 @@ def _locate(path: str, recipe_dir: Path, out_dir: Path) -> str:
     else:
         return path
     return os.path.relpath(local.resolve(), out_dir.resolve())
+
+
+def passthrough_path(
+    recipe: dict[str, Any],
+) -> tuple[list[str], list[tuple[str, int]], list[str]]:
+    """(models in order of first use, the layer path, what a DFS start cannot keep) of a
+    ``passthrough`` frankenmerge; raises :class:`ConfigError` if it has no layer path."""
+    slices = recipe.get("slices")
+    if not isinstance(slices, list) or not slices:
+        raise ConfigError(
+            [("--from-recipe", "a passthrough recipe needs slices: (its layer path) to start DFS")]
+        )
+    models: list[str] = []
+    path: list[tuple[str, int]] = []
+    lost: list[str] = []
+    for j, sl in enumerate(slices):
+        srcs = (sl or {}).get("sources") or []
+        if len(srcs) != 1 or not isinstance(srcs[0], dict) or "model" not in srcs[0]:
+            raise ConfigError(
+                [(f"--from-recipe: slices.{j}.sources", "passthrough takes one model per slice")]
+            )
+        src = srcs[0]
+        rng = src.get("layer_range")
+        if not (isinstance(rng, list) and len(rng) == 2 and all(isinstance(v, int) for v in rng)):
+            raise ConfigError(
+                [
+                    (
+                        f"--from-recipe: slices.{j}.sources.0.layer_range",
+                        f"need [start, end], got {rng!r}",
+                    )
+                ]
+            )
+        model = str(src["model"])
+        if model not in models:
+            models.append(model)
+        path += [(model, layer) for layer in range(rng[0], rng[1])]
+        blocks = [
+            (f"slices.{j}", sl.get("parameters")),
+            (f"slices.{j}.sources.0", src.get("parameters")),
+        ]
+        for where, params in blocks:
+            if params:
+                lost.append(
+                    f"{where}.parameters {params} (DFS scales the hidden state between layers "
+                    "instead: dfs.scales)"
+                )
+    last = path[-1][0] if path else models[0]
+    if last != models[0]:
+        lost.append(
+            f"the final norm and lm_head: the recipe takes them from its last slice's model "
+            f"({last}), a DFS merge from model A ({models[0]}), the first slice's"
+        )
+    tok = recipe.get("tokenizer_source")
+    if tok not in (None, "base", models[0]):
+        lost.append(f"tokenizer_source {tok!r} (a DFS merge uses model A's tokenizer)")
+    for key in recipe.get("parameters") or {}:
+        lost.append(f"parameters.{key}")
+    return models, path, lost
 
 
 def _two_model_method(method: str) -> bool:
@@ -123,6 +177,10 @@ def config_from_recipe(
     """
     rdir, odir = Path(recipe_dir), Path(out_dir)
     doc = map_models(recipe, lambda p: _locate(p, rdir, odir))
+    if doc.get("merge_method") == "passthrough":
+        return _dfs_config(
+            doc, tasks, metric, require_language, include_path, limit, max_trials, odir
+        )
     base = doc.get("base_model")
     taken: set[str] = set()
     models: dict[str, str] = {}
@@ -133,26 +191,80 @@ def config_from_recipe(
             models[_short(path, taken)] = path
     if not models and isinstance(base, str):  # e.g. a recipe that only reads its base
         models[_short(base, taken)] = base
-    incl = [os.path.relpath(Path(p).resolve(), odir.resolve()) for p in include_path or []]
+    cfg: dict[str, Any] = {"mode": "ps", "models": models}
+    if isinstance(base, str):
+        cfg["base_model"] = base
+    cfg["ps"] = {"recipe": doc}
+    cfg.update(_fitness(tasks, metric, require_language, include_path, limit, odir))
+    cfg["optimizer"] = {"sampler": "cmaes", "seed": 0}
+    cfg["budget"] = {"max_trials": max_trials or 100}
+    if doc.get("dtype") in _DTYPES:
+        cfg["dtype"] = doc["dtype"]
+    return cfg
+
+
+def _fitness(
+    tasks: list[str] | None,
+    metric: str | None,
+    require_language: str | None,
+    include_path: list[str] | None,
+    limit: int | float | None,
+    odir: Path,
+) -> dict[str, Any]:
+    """The fitness and (when every task has a held-out twin) report sections."""
     names = tasks or [DEFAULT_TASK]
     extra: dict[str, Any] = {"metric": metric} if metric else {}
     if require_language:
         extra["require_language"] = require_language
+    incl = [os.path.relpath(Path(p).resolve(), odir.resolve()) for p in include_path or []]
     fitness: dict[str, Any] = {"tasks": [{"name": t, **extra} for t in names]}
     if incl:
         fitness["include_path"] = incl
     if limit is not None:
         fitness["limit"] = limit
-    cfg: dict[str, Any] = {"mode": "ps", "models": models}
-    if isinstance(base, str):
-        cfg["base_model"] = base
-    cfg["ps"] = {"recipe": doc}
-    cfg["fitness"] = fitness
+    out = {"fitness": fitness}
     twins = [_report_twin(t, include_path or []) for t in names]
     if all(twins):
-        report = dict(fitness)
-        report["tasks"] = [{"name": t, **extra} for t in twins if t]
-        cfg["report"] = report
+        out["report"] = {**fitness, "tasks": [{"name": t, **extra} for t in twins if t]}
+    return out
+
+
+def _dfs_config(
+    doc: dict[str, Any],
+    tasks: list[str] | None,
+    metric: str | None,
+    require_language: str | None,
+    include_path: list[str] | None,
+    limit: int | float | None,
+    max_trials: int | None,
+    odir: Path,
+) -> dict[str, Any]:
+    """A passthrough frankenmerge -> a DFS search starting from its layer path."""
+    from mergekit_evo.config import num_layers
+    from mergekit_evo.space.dfs import start_slots
+
+    models, path, _ = passthrough_path(doc)
+    taken: set[str] = set()
+    names = {m: _short(m, taken) for m in models}
+    start = [[names[m], layer] for m, layer in path]
+    counts = [
+        num_layers(m) if os.path.isdir(m) else max(k for n, k in path if n == m) + 1 for m in models
+    ]
+    errors: list[tuple[str, str]] = []
+    slots = start_slots([(n, int(layer)) for n, layer in start], [names[m] for m in models],
+                        counts, 64, errors)  # fmt: skip
+    if errors:
+        raise ConfigError([("--from-recipe", msg) for _, msg in errors])
+    needed = max(slots) // sum(counts) + 1
+    cfg: dict[str, Any] = {"mode": "dfs", "models": {names[m]: m for m in models}}
+    cfg["dfs"] = {
+        "models": [names[m] for m in models],
+        "repeats": max(needed, 2),
+        "scales": "compact",
+        "pin_ends": False,
+        "start_path": start,
+    }
+    cfg.update(_fitness(tasks, metric, require_language, include_path, limit, odir))
     cfg["optimizer"] = {"sampler": "cmaes", "seed": 0}
     cfg["budget"] = {"max_trials": max_trials or 100}
     if doc.get("dtype") in _DTYPES:
@@ -214,6 +326,45 @@ def config_text(cfg: dict[str, Any], recipe_path: str, evolved: list[str]) -> st
     if "dtype" in cfg:
         out.append(_dump("dtype", cfg["dtype"]).rstrip("\n"))
     out.append("merge_seed: 0   # MergeKit --random-seed (DARE, DELLA, breadcrumbs are random)")
+    return "\n".join(out) + "\n"
+
+
+def dfs_config_text(cfg: dict[str, Any], recipe_path: str, lost: list[str]) -> str:
+    """The DFS config a passthrough recipe becomes, as commented YAML."""
+    n = len(cfg["dfs"]["start_path"])
+    intro = (
+        f"A passthrough frankenmerge has no numbers to average; its {n}-layer path is the start "
+        "of a data-flow-space (DFS) search instead: trial 0 stacks the same layers in the same "
+        "order with every scale 1, then the search flips layers in and out and tunes the scales "
+        "between models (a local search from the start, dfs.polish_share)."
+    )
+    out = [
+        f"# mergekit-evo search config from the MergeKit recipe {recipe_path}",
+        "#   mergekit-evo search THIS_FILE --out runs/NAME      (rerun to resume)",
+        *textwrap.wrap(intro, 94, initial_indent="# ", subsequent_indent="# "),
+    ]
+    if lost:
+        out.append("# Not kept from the recipe:")
+        for item in lost:
+            out += textwrap.wrap(item, 92, initial_indent="#  - ", subsequent_indent="#    ")
+    out += [
+        "",
+        "mode: dfs",
+        "# source models (model A first: embeddings, final norm, head and tokenizer)",
+        _dump("models", cfg["models"]).rstrip("\n"),
+        "# the start path: [model, layer] in order; repeats: how often the layout of all layers",
+        "# repeats (the path may revisit a layer once per repetition)",
+        _dump("dfs", cfg["dfs"]).rstrip("\n"),
+        _dump("fitness", cfg["fitness"]).rstrip("\n"),
+    ]
+    if "report" in cfg:
+        out.append(_dump("report", cfg["report"]).rstrip("\n"))
+    out += [
+        _dump("optimizer", cfg["optimizer"]).rstrip("\n"),
+        _dump("budget", cfg["budget"]).rstrip("\n"),
+    ]
+    if "dtype" in cfg:
+        out.append(_dump("dtype", cfg["dtype"]).rstrip("\n"))
     return "\n".join(out) + "\n"
 
 

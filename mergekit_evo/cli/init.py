@@ -82,7 +82,13 @@ def init_command(
 ) -> None:
     """Print a complete, commented search config whose trial 0 is RECIPE."""
     from mergekit_evo.config import ConfigError
-    from mergekit_evo.recipe_import import config_text, search_config_from_recipe
+    from mergekit_evo.recipe_import import (
+        config_text,
+        dfs_config_text,
+        passthrough_path,
+        read_recipe,
+        search_config_from_recipe,
+    )
     from mergekit_evo.space.template import RecipeSpace
 
     out_dir = Path(output).parent if output else Path(".")
@@ -93,12 +99,18 @@ def init_command(
             max_trials=max_trials,
             **recipe_kwargs(tasks, metric, require_language, include_path, limit),
         )
-        evolved = RecipeSpace.from_config(cfg).vector.names
+        if cfg.mode == "dfs":  # a passthrough frankenmerge: its layer path starts DFS
+            lost = passthrough_path(read_recipe(recipe))[2]
+            text = dfs_config_text(data, recipe, lost)
+            what = f"DFS from its {len(data['dfs']['start_path'])}-layer path"
+        else:
+            evolved = RecipeSpace.from_config(cfg).vector.names
+            text = config_text(data, recipe, evolved)
+            what = f"{len(evolved)} numbers evolved"
     except ConfigError as e:
         raise click.ClickException(str(e)) from None
-    text = config_text(data, recipe, evolved)
     if output:
         Path(output).write_text(text)
-        click.echo(f"wrote {output}: {len(evolved)} numbers evolved from {recipe}", err=True)
+        click.echo(f"wrote {output}: {what} from {recipe}", err=True)
     else:
         click.echo(text, nl=False)

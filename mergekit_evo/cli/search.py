@@ -143,7 +143,14 @@ def _from_recipe(recipe: str, kwargs: dict[str, Any], overrides: dict[str, Any])
     from mergekit_evo.search.runner import apply_overrides
 
     try:
-        _, cfg = search_config_from_recipe(recipe, **kwargs)
+        data, cfg = search_config_from_recipe(recipe, **kwargs)
+        if cfg.mode == "dfs":  # a passthrough frankenmerge: its layer path starts DFS
+            from mergekit_evo.recipe_import import passthrough_path, read_recipe
+
+            n = len(data["dfs"]["start_path"])
+            click.echo(f"{recipe}: passthrough, so a DFS search from its {n}-layer path")
+            for item in passthrough_path(read_recipe(recipe))[2]:
+                click.echo(f"  not kept: {item}")
     except ConfigError as e:
         raise click.ClickException(str(e)) from None
     return apply_overrides(cfg, **overrides)

@@ -41,6 +41,7 @@ class DFSSpace:
         seed: int = 0,
         dtype: str = "float32",
         labels: list[str] | None = None,
+        start_slots: list[int] | None = None,
     ) -> None:
         self.model_paths = model_paths
         self.labels = labels or [os.path.basename(p.rstrip("/")) or p for p in model_paths]
@@ -66,6 +67,9 @@ class DFSSpace:
             i0 = rng.uniform(ilo, ihi, self.T)
         else:
             i0 = rng.normal(0.0, sigma0 * (ihi - ilo), self.T)
+        if start_slots is not None:  # a given path (dfs.start_path): on at +2 sigma, off at -2
+            i0 = np.full(self.T, -two_sigma)
+            i0[start_slots] = two_sigma
         self.i0 = np.clip(i0, ilo, ihi)
 
         # initial W (in the evolved shape)
@@ -136,6 +140,9 @@ class DFSSpace:
                     f"({min(layer_counts)} layers x {dfs.repeats} repeats)",
                 )
             )
+        slots = None
+        if dfs.start_path is not None and not errors:
+            slots = start_slots(dfs.start_path, labels or [], layer_counts, dfs.repeats, errors)
         if errors:
             raise ConfigError(errors)
         return cls(
@@ -147,6 +154,7 @@ class DFSSpace:
             seed=cfg.optimizer.seed,
             dtype=cfg.dtype,
             labels=labels,
+            start_slots=slots,
         )
 
     # -- vector -> (I, W) -> recipe ---------------------------------------------------------
@@ -308,3 +316,46 @@ class DFSSpace:
         flat = np.asarray(w).reshape(-1)
         out["scale_mean"] = round(float(flat.mean()), 6)
         return out
+
+
+def start_slots(
+    path: list[tuple[str, int]],
+    labels: list[str],
+    layer_counts: list[int],
+    repeats: int,
+    errors: list[tuple[str, str]],
+) -> list[int]:
+    """The slots a layer path takes: each layer in the earliest repetition after the last.
+
+    Problems go to ``errors`` (field ``dfs.start_path.K``): an unknown model, a layer out of
+    range, or a path that needs more repetitions than ``repeats``.
+    """
+    m_total = sum(layer_counts)
+    offset = np.concatenate([[0], np.cumsum(layer_counts)])
+    slots: list[int] = []
+    last = -1
+    for k, (name, layer) in enumerate(path):
+        if name not in labels:
+            errors.append((f"dfs.start_path.{k}", f"{name!r} is not one of dfs.models {labels}"))
+            continue
+        m = labels.index(name)
+        if not 0 <= layer < layer_counts[m]:
+            errors.append(
+                (f"dfs.start_path.{k}", f"{name} has layers 0..{layer_counts[m] - 1}, not {layer}")
+            )
+            continue
+        g = int(offset[m]) + layer
+        rep = 0 if g > last else (last - g) // m_total + 1
+        t = rep * m_total + g
+        if t // m_total >= repeats:
+            errors.append(
+                (
+                    "dfs.repeats",
+                    f"{repeats} is too few for dfs.start_path: layer {k} ({name} {layer}) needs "
+                    f"repetition {t // m_total + 1}",
+                )
+            )
+            return slots
+        slots.append(t)
+        last = t
+    return slots

@@ -250,6 +250,6 @@ def passthrough_message() -> str:
     """What a ``passthrough`` (frankenmerge) recipe cannot keep as a PS start."""
     return (
         "passthrough (a frankenmerge: layers stacked, nothing averaged) has no numbers for a "
-        "parameter-space search to evolve; search its layer path with mode: dfs over the "
-        "same models instead (dfs.models: the slices' models)"
+        "parameter-space search to evolve; `mergekit-evo init --from-recipe` turns it into a "
+        "DFS search from its layer path (mode: dfs, dfs.start_path)"
     )

@@ -21,7 +21,7 @@ from mergekit_evo.space.template import RecipeSpace
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMUNITY = ROOT / "examples" / "community"
-RECIPES = sorted(p.name for p in COMMUNITY.glob("*.yml") if p.name != "passthrough.yml")
+RECIPES = sorted(p.name for p in COMMUNITY.glob("*.yml") if not p.name.startswith("passthrough"))
 ZOO_TASK = ["zoo_target_search"]
 METHODS = {
     "linear", "task_arithmetic", "ties", "dare_ties", "dare_linear", "della", "breadcrumbs",
@@ -128,12 +128,34 @@ def test_init_prints_a_config_that_loads(tmp_path: Path):
     assert "merge_method: slerp" in stdout.output and "\nreport:" not in stdout.output
 
 
-def test_passthrough_and_bad_files_say_what_is_wrong(tmp_path: Path):
-    r = CliRunner().invoke(
-        main, ["init", "--from-recipe", str(COMMUNITY / "passthrough.yml"), "--task", "t"]
+@pytest.mark.parametrize("name", ["passthrough_interleave.yml", "passthrough.yml"])
+def test_passthrough_starts_dfs_from_its_layer_path(name: str, tmp_path: Path):
+    """A frankenmerge becomes a DFS start: trial 0 stacks the recipe's layers, scales 1."""
+    import torch
+
+    from mergekit_evo.space.dfs import DFSSpace
+
+    _, cfg = search_config_from_recipe(COMMUNITY / name, tasks=ZOO_TASK)
+    assert cfg.mode == "dfs" and cfg.dfs.pin_ends is False
+    space = DFSSpace.from_config(cfg)
+    recipe = space.recipe(space.vector.decode(space.vector.start_params()))
+    (tmp_path / "trial0.yml").write_text(yaml.safe_dump(recipe, sort_keys=False))
+    want = mergekit_yaml(COMMUNITY / name, tmp_path / "want")
+    got = mergekit_yaml(tmp_path / "trial0.yml", tmp_path / "got")
+    assert sorted(got) == sorted(want)
+    # passthrough.yml ends on verbs' layers: its final norm and head are verbs' (said, not kept)
+    lost = (
+        set() if name == "passthrough_interleave.yml" else {"model.norm.weight", "lm_head.weight"}
     )
-    assert r.exit_code != 0
-    assert "passthrough" in r.output and "mode: dfs" in r.output
+    for k in want:
+        assert torch.equal(got[k], want[k]) != (k in lost), k
+    r = CliRunner().invoke(main, ["init", "--from-recipe", str(COMMUNITY / name), "--task", "t"])
+    assert r.exit_code == 0, r.output
+    assert "mode: dfs" in r.output and "start_path" in r.output
+    assert ("Not kept" in r.output) == bool(lost) and ("lm_head" in r.output) == bool(lost)
+
+
+def test_bad_files_say_what_is_wrong(tmp_path: Path):
     bad = tmp_path / "bad.yml"
     bad.write_text("models: [a\n")
     r = CliRunner().invoke(main, ["init", "--from-recipe", str(bad)])
@@ -141,6 +163,15 @@ def test_passthrough_and_bad_files_say_what_is_wrong(tmp_path: Path):
     bad.write_text("models: []\n")
     r = CliRunner().invoke(main, ["init", "--from-recipe", str(bad)])
     assert "no merge_method" in r.output
+    bad.write_text("merge_method: passthrough\nmodels: [{model: fixtures/zoo/math}]\n")
+    r = CliRunner().invoke(main, ["init", "--from-recipe", str(bad)])
+    assert r.exit_code != 0 and "needs slices" in r.output
+    bad.write_text(
+        "merge_method: passthrough\nslices:\n- sources:\n  - {model: fixtures/zoo/math, "
+        "layer_range: [0, 9]}\n"
+    )
+    r = CliRunner().invoke(main, ["init", "--from-recipe", str(bad)])
+    assert r.exit_code != 0 and "layers 0..7" in r.output, r.output
 
 
 def test_conflicting_ps_options_are_named():
