@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+#: what tempfile.mkstemp(prefix=".NAME.") leaves: ".NAME." + 8 random characters
+_PARTIAL = re.compile(r"^\..+\.[A-Za-z0-9_]{8}$")
 
 
 class RunDir:
@@ -68,8 +72,28 @@ class RunDir:
         return self.trials / f"{prefix}{number:05d}.yml"
 
     def create(self) -> None:
+        """Make the folders and undo what a killed owner left half done (see :meth:`recover`)."""
         for d in (self.root, self.trials, self.work):
             d.mkdir(parents=True, exist_ok=True)
+        self.recover()
+
+    def recover(self) -> None:
+        """After a crash: a folder caught between the two renames of :meth:`replace_dir` is put
+        back (``champion/`` is never missing because of a kill), and the temporary files of
+        interrupted :meth:`write_text` calls are removed.  Only the owner calls this (it holds
+        RUN_DIR's lock), so no live writer's temporary file is touched."""
+        for old in self.root.glob(".*.old"):
+            if not old.is_dir():
+                continue
+            dst = old.with_name(old.name[1 : -len(".old")])
+            if dst.exists():  # the new folder is in place; the old one was about to go
+                shutil.rmtree(old, ignore_errors=True)
+            else:  # killed between the renames: the previous folder is whole, restore it
+                old.rename(dst)
+        for folder in (self.root, self.trials):
+            for tmp in folder.glob(".*"):
+                if tmp.is_file() and _PARTIAL.match(tmp.name):
+                    tmp.unlink(missing_ok=True)
 
     def write_text(self, path: Path, text: str) -> None:
         """Write via a temporary file + rename, so readers never see half a file."""
