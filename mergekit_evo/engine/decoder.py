@@ -23,10 +23,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import logging
+
 import torch
 import torch.nn.functional as F
 
 from mergekit_evo.engine.stack import LayerStack, UnsupportedModel
+
+log = logging.getLogger(__name__)
 
 #: a row may stop once this says so: (row index, tokens generated so far) -> done
 IsDone = Callable[[int, list[int]], bool]
@@ -88,7 +92,9 @@ class GreedyDecoder:
         use_graphs: bool | None = None,
         check_every: int = 8,
         min_shared_prefix: int = 64,
+        fuse: bool | None = None,
     ) -> None:
+        """``fuse``: decode with :mod:`.fused`'s compiled layer functions (None: on CUDA)."""
         self.stack = stack
         # a shorter shared prefix is prefilled with the rest of its row: computing it apart
         # would make the rows' prefill a masked (non-flash) attention, which costs more
@@ -103,6 +109,14 @@ class GreedyDecoder:
         self._v: torch.Tensor | None = None
         self._steps: dict[tuple[int, int], _StepGraph] = {}
         self._pool = None
+        self._fused = None
+        if self.device.type == "cuda" if fuse is None else fuse:
+            from mergekit_evo.engine.fused import FusedLayers
+
+            try:
+                self._fused = FusedLayers(stack.layers, compile=self.device.type == "cuda")
+            except ValueError:
+                self._fused = None  # not the plain shape: the modules' own forward
 
     # ----------------------------------------------------------------------------- public
     @torch.no_grad()
@@ -294,8 +308,15 @@ class GreedyDecoder:
             side = torch.cuda.Stream(device=dev)
             side.wait_stream(torch.cuda.current_stream(dev))
             with torch.cuda.stream(side):
-                for _ in range(2):
-                    self._decode(step, bsz, slots)
+                for _ in range(2):  # the first call also compiles the fused layer functions
+                    try:
+                        self._decode(step, bsz, slots)
+                    except Exception as err:  # noqa: BLE001 - any compiler failure: go eager
+                        if self._fused is None:
+                            raise
+                        log.warning("fused decode failed (%s); decoding eagerly", err)
+                        self._fused = None
+                        self._decode(step, bsz, slots)
                     step.pos.fill_(slots - 1)
             torch.cuda.current_stream(dev).wait_stream(side)
             if self._pool is None:
@@ -323,8 +344,20 @@ class GreedyDecoder:
         h = st.embed(step.tok[:, None])
         cos, sin = st.rotary(h, pos[:, None])
         mask = (torch.arange(slots, device=dev)[None, :] <= pos[:, None])[:, None, None, :]
+        fused = self._fused
         for i, (layer, scale) in enumerate(zip(st.layers, st.scales, strict=True)):
             kc, vc = self._k[i, :bsz, :, :slots], self._v[i, :bsz, :, :slots]
+            if fused is not None:
+                w = fused.tensors[i]
+                if scale != 1.0:
+                    h = h * scale
+                q, k, v = fused.pre(h, w.ln1, w.wq, w.bq, w.wk, w.bk, w.wv, w.bv, w.qn, w.kn,
+                                    cos, sin, w.eps, w.head_dim)  # fmt: skip
+                kc[rows, :, pos] = k[:, :, 0]
+                vc[rows, :, pos] = v[:, :, 0]
+                o = _attention(q, kc, vc, mask, layer.self_attn.scaling)
+                h = fused.post(h, o, w.wo, w.bo, w.ln2, w.wg, w.wu, w.wd, w.eps)
+                continue
 
             def kv(k: torch.Tensor, v: torch.Tensor, kc=kc, vc=vc):
                 kc[rows, :, pos] = k[:, :, 0]

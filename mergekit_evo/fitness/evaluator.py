@@ -99,6 +99,9 @@ class FitnessEvaluator:
         self.tasks: dict[str, Task] = self._load_tasks(names)
         self._apply_settings()
         self.decoders = DecoderCache()  # KV cache and CUDA graphs outlive one candidate
+        self._encodings: dict[tuple, dict] = {}  # per tokenizer: prompts' token ids, reused
+        for task in self.tasks.values():
+            _reuse_requests(task)
         self.metrics: dict[str, str] = {}
         for ts in self.spec.tasks:
             self.metrics[ts.name] = self._prepare(ts, self.tasks[ts.name])
@@ -234,7 +237,11 @@ class FitnessEvaluator:
             from mergekit_evo.fitness.fast_lm import EngineLM
 
             return EngineLM(
-                pretrained=model, tokenizer=tokenizer, batch_size=batch, decoders=self.decoders
+                pretrained=model,
+                tokenizer=tokenizer,
+                batch_size=batch,
+                decoders=self.decoders,
+                encodings=self._encodings.setdefault(_tokenizer_key(tokenizer), {}),
             )
         from lm_eval.models.huggingface import HFLM
 
@@ -287,6 +294,35 @@ class FitnessEvaluator:
             if math.isnan(per_task[name].get(self.metrics[name], math.nan)):
                 log.warning("task %s: metric %s is missing or NaN", name, self.metrics[name])
         return per_task
+
+
+def _tokenizer_key(tokenizer: Any) -> tuple:
+    """Tokenizers that encode alike share cached token ids (a candidate may load its own)."""
+    return (type(tokenizer).__name__, getattr(tokenizer, "name_or_path", ""), len(tokenizer))
+
+
+def _reuse_requests(task: Task) -> None:
+    """Build a task's requests once, not once per candidate (prompts never change).
+
+    lm-eval's ``evaluate`` calls ``build_all_requests`` every time (few-shot sampling and a
+    Jinja compile per document: ~0.5 s for 64 GSM8K questions); the same arguments give the
+    same instances, so later calls reuse them with their responses cleared.
+    """
+    build = task.build_all_requests
+    memo: dict[str, list] = {}
+
+    def build_all_requests(**kwargs: Any) -> None:
+        key = repr(sorted((k, repr(v)) for k, v in kwargs.items()))
+        if key in memo:
+            for inst in memo[key]:
+                inst.resps.clear()
+                inst.filtered_resps.clear()
+            task._instances = list(memo[key])
+            return
+        build(**kwargs)
+        memo[key] = list(task._instances or [])
+
+    task.build_all_requests = build_all_requests  # type: ignore[method-assign]
 
 
 @contextlib.contextmanager

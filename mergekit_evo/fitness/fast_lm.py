@@ -37,13 +37,33 @@ class EngineLM(HFLM):
         pretrained: Any,
         *,
         decoders: DecoderCache | None = None,
+        encodings: dict[Any, Any] | None = None,
         check_every: int = 8,
         use_graphs: bool | None = None,
         **kwargs: Any,
     ) -> None:
+        """``decoders`` and ``encodings`` outlive one model: a search passes the same ones to
+        every candidate, so CUDA graphs, the KV cache and the prompts' token ids are reused."""
         super().__init__(pretrained=pretrained, **kwargs)
         self.decoders = decoders or DecoderCache(use_graphs=use_graphs, check_every=check_every)
+        self._encodings: dict[Any, Any] = {} if encodings is None else encodings
         self.engine_batches = 0  # batches the engine generated (the rest went to HF)
+
+    # Every candidate of a search sees the same prompts, batched the same way: their token ids
+    # are computed once (keyed by every argument, so the result is HFLM's own, just cached).
+    def tok_encode(self, string: str, *args: Any, **kwargs: Any) -> list[int]:
+        key = ("tok_encode", string, args, tuple(sorted(kwargs.items())))
+        ids = self._encodings.get(key)
+        if ids is None:
+            ids = self._encodings[key] = super().tok_encode(string, *args, **kwargs)
+        return list(ids)
+
+    def tok_batch_encode(self, strings: list[str], *args: Any, **kwargs: Any):
+        key = ("tok_batch_encode", tuple(strings), args, tuple(sorted(kwargs.items())))
+        hit = self._encodings.get(key)
+        if hit is None:
+            hit = self._encodings[key] = super().tok_batch_encode(strings, *args, **kwargs)
+        return hit[0].clone(), hit[1].clone()
 
     def _eos_ids(self) -> set[int]:
         ids: set[int] = set()

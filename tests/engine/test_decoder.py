@@ -48,13 +48,15 @@ def _hf_greedy(model, prompts: list[list[int]], max_new: int) -> list[list[int]]
 
 @pytest.mark.parametrize("arch", ["llama", "mistral", "qwen2", "qwen3"])
 @pytest.mark.parametrize("shared", [0, 7])
-def test_generate_equals_hf_generate(arch: str, shared: int) -> None:
+@pytest.mark.parametrize("fuse", [False, True])
+def test_generate_equals_hf_generate(arch: str, shared: int, fuse: bool) -> None:
     model = _model(arch)
     prompts = _prompts(1, 5, shared)
     want = _hf_greedy(model, prompts, 12)
     dec = GreedyDecoder(
-        LayerStack.from_model(model), max_batch=4, check_every=3, min_shared_prefix=2
+        LayerStack.from_model(model), max_batch=4, check_every=3, min_shared_prefix=2, fuse=fuse
     )
+    assert (dec._fused is not None) == fuse  # the fused functions, uncompiled on CPU
     got = dec.generate(prompts, 12, lambda r, toks: False)
     assert got == want
     if shared:

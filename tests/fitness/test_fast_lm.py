@@ -79,3 +79,16 @@ def test_auto_engine_is_hf_on_cpu() -> None:
 
     assert not FitnessSpec.model_validate(_spec("auto")).uses_engine()
     assert FitnessSpec.model_validate(_spec("auto", device="cuda:0")).uses_engine()
+
+
+def test_reused_requests_and_encodings_keep_scores_per_model(math_model) -> None:
+    import transformers
+
+    model, tok = math_model
+    verbs = transformers.AutoModelForCausalLM.from_pretrained(ZOO / "verbs", dtype=torch.float32)
+    ev = FitnessEvaluator(_spec("mergekit_evo"))
+    first = ev.score(model, tok).per_task
+    other = ev.score(verbs.eval(), tok).per_task
+    again = ev.score(model, tok).per_task
+    assert again == first  # nothing of the other model's responses leaked into the reused requests
+    assert other != first
