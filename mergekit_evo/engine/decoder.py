@@ -19,11 +19,10 @@ stack has its own cache slot, so a layer used twice on a DFS path keeps two cach
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-
-import logging
 
 import torch
 import torch.nn.functional as F

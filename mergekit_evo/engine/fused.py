@@ -108,9 +108,7 @@ class LayerTensors:
         attn, mlp = layer.self_attn, layer.mlp
         act = getattr(mlp, "act_fn", None)
         silu = isinstance(act, torch.nn.SiLU) or type(act).__name__ == "SiLUActivation"
-        if not silu or not all(
-            hasattr(mlp, n) for n in ("gate_proj", "up_proj", "down_proj")
-        ):
+        if not silu or not all(hasattr(mlp, n) for n in ("gate_proj", "up_proj", "down_proj")):
             return None
         if getattr(mlp.gate_proj, "bias", None) is not None:
             return None

@@ -48,3 +48,20 @@ def report_scores(
     best_src = max((v["score"] for v in out["sources"].values()), default=None)
     out["improvement"] = improvement(score, best_src)
     return out
+
+
+def rebuilt_fitness(
+    scorer: Scorer, builder: CandidateBuilder, recipe: dict[str, Any], workdir: Path
+) -> float:
+    """Search-split fitness of the champion as ``mergekit-yaml best.yml --random-seed`` builds it.
+
+    An in-memory DARE merge draws its masks on the GPU, not as a CPU ``mergekit-yaml`` run does,
+    so the model ``best.yml`` rebuilds is a sibling of the one the search scored: this is its
+    score, reported beside the search's (builders whose ``exact_for`` is False only).
+    """
+    disk = getattr(builder, "disk", builder)  # the resident builder keeps a disk builder
+    out = disk.merge(recipe, workdir / "rebuilt")
+    try:
+        return score_model(disk, scorer, str(out))[0]
+    finally:
+        shutil.rmtree(workdir / "rebuilt", ignore_errors=True)

@@ -294,6 +294,7 @@ class Search:
             )
         if self.scorer is not None and self.scorer.n_objectives > 1:
             write_pareto(self.rundir, final_study)
+        rebuilt = self.rebuilt_fitness(recipe) if recipe is not None else None
         report = self.report(recipe) if self.cfg.report is not None and recipe else None
         rows = trial_rows(studies)
         metrics = build_metrics(
@@ -308,6 +309,8 @@ class Search:
             report=report,
             start=start_fitness(rows),
         )
+        if rebuilt is not None:
+            metrics["champion_rebuilt_fitness"] = rebuilt
         self.outputs.write_summary(metrics, studies)
         cfg_doc = self.cfg.model_dump(mode="json", exclude_none=True)
         write_run_report(self.rundir.root, metrics, rows, cfg_doc, recipe, log=self.log)
@@ -318,6 +321,22 @@ class Search:
                 failure_message(studies, stop_reasons, completed, str(self.rundir.trials_csv))
             )
         return SearchResult(self.rundir.root, recipe, metrics, champ_path)
+
+    def rebuilt_fitness(self, recipe: dict[str, Any]) -> float | None:
+        """The champion as ``best.yml`` rebuilds it, scored again when the search's model was
+        not that one (in-memory DARE masks); None when it was."""
+        from mergekit_evo.search.report_scores import rebuilt_fitness
+
+        exact_for = getattr(self.builder, "exact_for", None)
+        if exact_for is None or exact_for(recipe) or self.scorer is None:
+            return None
+        assert self.builder is not None
+        score = rebuilt_fitness(self.scorer, self.builder, recipe, self.rundir.work)
+        self.log(
+            f"champion rebuilt by mergekit-yaml best.yml --random-seed {self.cfg.merge_seed}: "
+            f"fitness {score:.4f} (in-memory DARE masks differ from MergeKit's CPU draws)"
+        )
+        return score
 
     def report(self, recipe: dict[str, Any]) -> dict[str, Any]:
         """Report-split scores of each source model and of the champion."""

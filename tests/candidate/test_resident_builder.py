@@ -128,3 +128,36 @@ def test_dfs_route_equals_materialised_dfs(sources, tmp_path: Path) -> None:
     n_disk = disk.config.num_hidden_layers
     assert len(routed.stack.layers) == n_disk
     assert GreedyDecoder(routed.stack, max_batch=2).generate([[5, 6, 7]], 4, lambda r, t: False)
+
+
+def test_search_in_memory_rescores_a_dare_champion_as_mergekit_rebuilds_it(
+    sources, tmp_path: Path
+) -> None:
+    """``candidates: memory`` on CPU: a DARE search reports the rebuilt champion's fitness too."""
+    import json
+
+    from mergekit_evo.config import parse_search_config
+    from mergekit_evo.search.runner import run_search
+
+    zoo = Path(__file__).resolve().parents[2] / "fixtures" / "zoo"
+    cfg = parse_search_config(
+        {
+            "mode": "ps",
+            "models": {"math": str(zoo / "math"), "verbs": str(zoo / "verbs")},
+            "base_model": str(zoo / "base"),
+            "ps": {"method": "dare_ties", "parameters": ["weight", "density"],
+                   "bounds": {"weight": [0, 2], "density": [0.2, 1]},
+                   "x0": {"weight": 1.0, "density": 0.8}},
+            "fitness": {"tasks": [{"name": "zoo_target_search",
+                                   "metric": "exact_match,flexible-extract"}],
+                        "include_path": [str(zoo / "tasks")], "limit": 12, "num_fewshot": 0,
+                        "max_gen_toks": 16},
+            "candidates": "memory",
+            "baselines": False,
+            "budget": {"max_trials": 2},
+        }
+    )  # fmt: skip
+    res = run_search(cfg, tmp_path / "run", log=lambda m: None)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert 0.0 <= metrics["champion_rebuilt_fitness"] <= 1.0
+    assert res.metrics["champion_fitness"] is not None
