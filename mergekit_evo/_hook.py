@@ -5,7 +5,9 @@ start ~2 s.  This module is imported from a ``.pth`` file and only installs a
 ``sys.meta_path`` finder; the finder runs :func:`mergekit_evo.methods.install` right after
 ``mergekit.merge_methods.registry`` (method registry) and ``mergekit.merge`` (``run_merge``)
 finish executing (and after ``mergekit.config``, to accept ``scales: [[...]]``), so plain
-``mergekit-yaml`` sees ``dfs`` and ``ps_dfs``.
+``mergekit-yaml`` sees ``dfs`` and ``ps_dfs``.  After ``lm_eval.models`` it adds the lm-eval model
+``mergekit_evo`` as a lazy placeholder (lm-eval's own mechanism for its built-in models), so
+``lm_eval --model mergekit_evo`` works and nothing heavy is imported until it is asked for.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import importlib.machinery  # cheap: part of the import system itself
 import sys
 
 _TRIGGERS = ("mergekit.config", "mergekit.merge_methods.registry", "mergekit.merge")
+_LM_EVAL_MODELS = "lm_eval.models"
+_LM_EVAL_MODEL = ("mergekit_evo", "mergekit_evo.fitness.fast_lm:EngineLM")
 
 
 class _AfterImport:
@@ -31,6 +35,13 @@ class _AfterImport:
 
     def exec_module(self, module) -> None:  # noqa: D102 - loader protocol
         self._inner.exec_module(module)
+        if self._name == _LM_EVAL_MODELS:
+            from lm_eval.api.registry import model_registry
+
+            name, target = _LM_EVAL_MODEL
+            if name not in model_registry:
+                model_registry.register(name, target=target)
+            return
         from mergekit_evo.methods.install import on_mergekit_import
 
         on_mergekit_import(self._name)
@@ -38,7 +49,7 @@ class _AfterImport:
 
 class _MergeKitFinder:
     def find_spec(self, fullname, path, target=None):  # noqa: D102 - finder protocol
-        if fullname not in _TRIGGERS:
+        if fullname not in _TRIGGERS and fullname != _LM_EVAL_MODELS:
             return None
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is None or spec.loader is None:

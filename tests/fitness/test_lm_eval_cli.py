@@ -22,7 +22,9 @@ def _script(name: str) -> str:
     return str(found) if found.exists() else (shutil.which(name) or name)
 
 
-def test_lm_eval_cli_runs_shipped_task(tiny_model_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("model", ["hf", "mergekit_evo"])
+def test_lm_eval_cli_runs_shipped_task(tiny_model_dir: Path, tmp_path: Path, model: str) -> None:
+    """lm-eval's own CLI: the shipped task, with its hf model and with ours (via the hook)."""
     include_path = subprocess.run(
         [_script("mergekit-evo"), "tasks", "--include-path"],
         capture_output=True,
@@ -38,7 +40,7 @@ def test_lm_eval_cli_runs_shipped_task(tiny_model_dir: Path, tmp_path: Path) -> 
     }
     cmd = [
         _script("lm_eval"),
-        "--model", "hf",
+        "--model", model,
         "--model_args", f"pretrained={tiny_model_dir}",
         "--include_path", include_path,
         "--tasks", "evo_gsm8k",
