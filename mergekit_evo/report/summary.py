@@ -21,6 +21,8 @@ def summary_table(metrics: dict[str, Any]) -> str:
     for name, value in (metrics.get("baseline_fitness") or {}).items():
         if name != "best":
             rows.append((name, value, (report_sources.get(name) or {}).get("score")))
+    if metrics.get("start_fitness") is not None:  # trial 0: a --from-recipe's recipe
+        rows.append(("start (trial 0)", metrics["start_fitness"], None))
     for label, key in (("PS best", "ps_best_fitness"), ("DFS best", "dfs_best_fitness")):
         if metrics.get(key) is not None:
             rows.append((label, metrics[key], None))
@@ -40,4 +42,8 @@ def summary_table(metrics: dict[str, Any]) -> str:
         f"{gain_label:<{width}}  {_gain(metrics.get('fitness_improvement')):>8}  "
         f"{_gain(report.get('improvement')) if report else '-':>8}"
     )
+    if metrics.get("start_fitness") is not None:
+        lines.append(
+            f"{'gain over the start':<{width}}  {_gain(metrics.get('gain_over_start')):>8}"
+        )
     return "\n".join(lines)

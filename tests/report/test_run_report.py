@@ -48,12 +48,12 @@ def zoo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     old = os.getcwd()
     os.chdir(REPO)  # as the README's main job: outputs' paths relative to the checkout
     try:
-        cfg = apply_overrides(load_search_config(REPO / "recipes" / "zoo-ps-dfs.yml"), max_trials=6)
+        cfg = apply_overrides(load_search_config(REPO / "recipes" / "zoo-ps-dfs.yml"), max_trials=4)
         cfg = cfg.model_copy(
             update={
-                "fitness": cfg.fitness.model_copy(update={"limit": 8}),
-                "report": cfg.report.model_copy(update={"limit": 8}) if cfg.report else None,
-                "ps_dfs": cfg.ps_dfs.model_copy(update={"ps_trials": 3}),
+                "fitness": cfg.fitness.model_copy(update={"limit": 6}),
+                "report": cfg.report.model_copy(update={"limit": 6}) if cfg.report else None,
+                "ps_dfs": cfg.ps_dfs.model_copy(update={"ps_trials": 2}),
             }
         )
         run_search(cfg, run, save_champion=True, log=lambda _: None)

@@ -36,3 +36,18 @@ def test_summary_table_without_report_split_or_dfs_stage():
     lines = summary_table(metrics).splitlines()
     assert [line.split()[0] for line in lines] == ["model", "a", "PS", "champion", "gain"]
     assert lines[-1].split()[-2:] == ["+20.0%", "-"]
+
+
+def test_summary_table_says_the_gain_over_the_start_point():
+    metrics = {
+        "baseline_fitness": {"a": 0.5, "best": 0.5},
+        "ps_best_fitness": 0.6,
+        "champion_fitness": 0.6,
+        "champion_trial": 3,
+        "fitness_improvement": 0.2,
+        "start_fitness": 0.4,
+        "gain_over_start": 0.5,
+    }
+    lines = summary_table(metrics).splitlines()
+    assert lines[2].split() == ["start", "(trial", "0)", "0.4000", "-"]
+    assert lines[-1].split() == ["gain", "over", "the", "start", "+50.0%"]

@@ -118,3 +118,22 @@ def test_example_script_runs_on_the_zoo(tmp_path, monkeypatch):
     runpy.run_path(str(REPO / "examples" / "python_fitness.py"), run_name="__main__")
     rows = _rows(tmp_path / "r")
     assert len(rows) == 2 and all(0.0 <= float(r["fitness"]) <= 1.0 for r in rows)
+
+
+def test_hybrid_merge_takes_a_fitness_fn_without_tasks(fam, tmp_path):
+    from mergekit_evo.search import hybrid_merge
+
+    doc = {
+        "models": {"math": str(fam["math"]), "lang": str(fam["lang"])},
+        "base_model": str(fam["base"]),
+        "ps": {"method": "dare_ties"},
+        "dfs": {"repeats": 1, "scales": "shared"},
+        "optimizer": {"population_size": 4, "seed": 0},
+        "budget": {"max_trials": 2},
+        "baselines": False,
+    }
+    res = hybrid_merge(doc, tmp_path / "run", fitness_fn=fitness_fns.mean_logit_norm,
+                       save_champion=False, log=lambda _: None)  # fmt: skip
+    assert res.best_recipe is not None and res.best_recipe["merge_method"] == "ps_dfs"
+    cfg = yaml.safe_load((tmp_path / "run" / "config.yml").read_text())
+    assert cfg["fitness"]["function"] == "tests.search.fitness_fns:mean_logit_norm"
