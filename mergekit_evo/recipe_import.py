@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from mergekit_evo.config import ConfigError
+from mergekit_evo.config import ConfigError, SearchConfig
 from mergekit_evo.recipe_paths import map_models, recipe_models
 
 #: the shipped task a config without ``--task`` names (a placeholder to replace)
@@ -373,7 +373,7 @@ def search_config_from_recipe(
     out_dir: str | os.PathLike[str] = ".",
     deep: bool = True,
     **options: Any,
-) -> tuple[dict[str, Any], Any]:
+) -> tuple[dict[str, Any], SearchConfig]:
     """(config mapping, validated :class:`SearchConfig`) for a recipe file; raises ConfigError.
 
     ``options`` are :func:`config_from_recipe`'s (tasks, metric, include_path, ...).

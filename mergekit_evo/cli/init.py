@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -31,7 +33,8 @@ recipe_options = [
 ]
 
 
-def with_recipe_options(f):  # type: ignore[no-untyped-def]
+def with_recipe_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the --from-recipe search options (shared by ``init`` and ``search``)."""
     for opt in reversed(recipe_options):
         f = opt(f)
     return f
