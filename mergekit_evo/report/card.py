@@ -25,6 +25,23 @@ def _pct(v: Any) -> str:
     return "-" if v is None else f"{v:+.1%}"
 
 
+def _start_note(cfg: dict[str, Any], metrics: dict[str, Any]) -> str | None:
+    """A sentence on where the search started, when it started from a given recipe."""
+    if (cfg.get("ps") or {}).get("recipe"):
+        what = "a given MergeKit recipe (`ps.recipe` in the run's config.yml: `--from-recipe`)"
+    elif (cfg.get("dfs") or {}).get("start_path") and cfg.get("mode") == "dfs":
+        what = (
+            "a given layer path (`dfs.start_path`: a passthrough frankenmerge's, `--from-recipe`)"
+        )
+    else:
+        return None
+    return (
+        f"The search started from {what}: trial 0 is that recipe, fitness "
+        f"{_f(metrics.get('start_fitness'))}; this model improves on it by "
+        f"{_pct(metrics.get('gain_over_start'))} on the search split."
+    )
+
+
 def model_card(
     cfg: dict[str, Any], metrics: dict[str, Any], best_yaml: str, merge_seed: int = 0
 ) -> str:
@@ -64,6 +81,9 @@ def model_card(
         "## Source models",
         "",
     ]
+    start = _start_note(cfg, metrics)
+    if start:
+        out[-2:-2] = [start, ""]
     out += [f"- `{name}`: {path}" for name, path in models.items()]
     if base:
         out.append(f"- base model: {portable(str(base))}")

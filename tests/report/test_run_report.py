@@ -122,3 +122,14 @@ def test_pareto_plot_of_two_objectives():
     ]
     _check_png(pareto_plot(rows, ["task_a", "task_b"]) or b"")
     assert pareto_plot([{"state": "COMPLETE", "objective_0": 1.0}], ["a"]) is None
+
+
+def test_card_says_where_a_from_recipe_search_started():
+    from mergekit_evo.report.card import model_card
+
+    cfg = {"mode": "ps", "models": {"a": "x/a"}, "ps": {"recipe": {"merge_method": "ties"}},
+           "fitness": {"tasks": [{"name": "t"}]}}  # fmt: skip
+    metrics = {"start_fitness": 0.22, "gain_over_start": 0.364, "champion_fitness": 0.3}
+    card = model_card(cfg, metrics, "merge_method: ties\n")
+    assert "started from a given MergeKit recipe" in card and "+36.4%" in card
+    assert "started from" not in model_card({**cfg, "ps": {}}, metrics, "merge_method: ties\n")
