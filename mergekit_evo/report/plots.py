@@ -120,6 +120,12 @@ def ps_table(coefficients: dict[str, float]) -> tuple[list[str], list[str], list
 
     cols.sort(key=order)
     matrix = [[cells.get((r, c), math.nan) for c in cols] for r in rows]
+    starts = [int(c.split()[-1]) for c in cols if c.startswith("layer ")]
+    if len(starts) > 1 and len({b - a for a, b in zip(starts, starts[1:], strict=False)}) == 1:
+        size = starts[1] - starts[0]  # layer groups: "layers 0-1", "layers 2-3", ...
+        if size > 1:
+            names = {f"layer {a}": f"layers {a}-{a + size - 1}" for a in starts}
+            cols = [names.get(c, c) for c in cols]
     return rows, cols, matrix
 
 

@@ -111,7 +111,7 @@ def test_ps_table_reads_every_coordinate_form():
     )  # fmt: skip
     assert rows == ["math.weight", "math.density", "lambda", "math.weight[self_attn]",
                     "s0.verbs.t[*]"]  # fmt: skip
-    assert cols == ["all layers", "layer 0", "layer 4", "point 1"]
+    assert cols == ["all layers", "layers 0-3", "layers 4-7", "point 1"]
     assert m[0][1:3] == [0.1, 0.2] and m[3][3] == 0.3
 
 
@@ -133,3 +133,8 @@ def test_card_says_where_a_from_recipe_search_started():
     card = model_card(cfg, metrics, "merge_method: ties\n")
     assert "started from a given MergeKit recipe" in card and "+36.4%" in card
     assert "started from" not in model_card({**cfg, "ps": {}}, metrics, "merge_method: ties\n")
+
+
+def test_ps_table_names_layer_groups():
+    _, cols, _ = ps_table({"m.weight@0": 0.1, "m.weight@2": 0.2, "m.weight@4": 0.3})
+    assert cols == ["layers 0-1", "layers 2-3", "layers 4-5"]
