@@ -20,7 +20,7 @@ def report_command(run_dir: str, storage: str | None) -> None:
     from mergekit_evo.report.metrics import improvement, start_fitness
     from mergekit_evo.report.trials_csv import trial_rows, trials_csv
     from mergekit_evo.report.write import load_config, write_run_report
-    from mergekit_evo.search.study import storage_url
+    from mergekit_evo.search.storage import open_storage
 
     root = Path(run_dir)
     info_path = root / "run.json"
@@ -28,9 +28,7 @@ def report_command(run_dir: str, storage: str | None) -> None:
         raise click.ClickException(f"{root} is not a mergekit-evo run directory (no run.json)")
     info = json.loads(info_path.read_text())
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    store = optuna.storages.RDBStorage(
-        storage_url(storage or info["storage"]), skip_compatibility_check=True
-    )
+    store = open_storage(storage or info["storage"])
     names = {s.study_name for s in optuna.get_all_study_summaries(store)}
     studies = [
         (stage, optuna.load_study(study_name=name, storage=store))

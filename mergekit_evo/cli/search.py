@@ -11,6 +11,7 @@ from mergekit_evo.cli.init import recipe_kwargs, with_recipe_options
 
 if TYPE_CHECKING:
     from mergekit_evo.config import SearchConfig
+    from mergekit_evo.search.fleet import Fleet
 
 
 def _load(config: str, **overrides: Any) -> SearchConfig:
@@ -33,8 +34,35 @@ def _quiet(verbose: bool = False) -> None:
     quiet_libraries()
 
 
+def _fleet(gpus: str | None, workers: int | None) -> Fleet | None:
+    """``--gpus``/``--workers``: the local worker processes; pins this one to its GPU."""
+    from mergekit_evo.search.fleet import Fleet, die_with_parent, resolve_gpus
+
+    die_with_parent()  # a no-op unless a run started this process as one of its workers
+    if gpus is not None and workers is not None:
+        raise click.UsageError("give --gpus or --workers, not both")
+    if gpus is not None:
+        try:
+            fleet = Fleet.on_gpus(resolve_gpus(gpus))
+        except ValueError as e:
+            raise click.UsageError(str(e)) from None
+        fleet.pin_self()  # before anything initialises CUDA
+        return fleet
+    if workers is not None:
+        if workers < 1:
+            raise click.UsageError("--workers must be at least 1")
+        return Fleet.on_cpu(workers)
+    return None
+
+
 def _run(
-    cfg: SearchConfig, out: str, save_champion: bool, role: str, quiet: bool, verbose: bool
+    cfg: SearchConfig,
+    out: str,
+    save_champion: bool,
+    role: str,
+    quiet: bool,
+    verbose: bool,
+    fleet: Fleet | None = None,
 ) -> None:
     from mergekit_evo.cli.progress import Progress, choose_mode
     from mergekit_evo.config import ConfigError
@@ -43,8 +71,10 @@ def _run(
     from mergekit_evo.search.runner import run_search
 
     log = Progress(choose_mode(quiet), cfg.budget.max_trials, verbose=verbose)
+    if fleet is not None:
+        fleet.log = log  # the workers' lines, prefixed with their GPU
     try:
-        res = run_search(cfg, out, save_champion=save_champion, role=role, log=log)
+        res = run_search(cfg, out, save_champion=save_champion, role=role, log=log, fleet=fleet)
     except (ConfigError, SearchFailed, RunDirBusy) as e:
         raise click.ClickException(str(e)) from None
     except Exception as e:
@@ -55,6 +85,11 @@ def _run(
         raise
     finally:
         log.close()
+    if role == "worker":
+        stops = "; ".join(f"{k}: {v}" for k, v in res.metrics["stop_reason"].items())
+        if not quiet:
+            click.echo(f"worker done ({stops})")
+        return
     from mergekit_evo.report.summary import summary_table
 
     click.echo("")
@@ -65,7 +100,11 @@ def _run(
 _common = [
     click.option("--max-trials", type=int, default=None, help="Override budget.max_trials."),
     click.option("--device", default=None, help="cpu, cuda, cuda:N (overrides the config)."),
-    click.option("--storage", default=None, help="Optuna storage URL (default RUN_DIR/study.db)."),
+    click.option(
+        "--storage",
+        default=None,
+        help="Optuna storage: a database URL or a journal file (default RUN_DIR/study.journal).",
+    ),
     click.option("--seed", type=int, default=None, help="Override optimizer.seed."),
     click.option(
         "--save-champion", is_flag=True, help="Keep the champion's weights in RUN_DIR/champion."
@@ -79,10 +118,37 @@ _output = [
 ]
 
 
+_scale = [
+    click.option(
+        "--gpus",
+        default=None,
+        help="One worker process per GPU on this host: '0,1,...' or 'all' (sets device cuda).",
+    ),
+    click.option(
+        "--workers", type=int, default=None, help="N worker processes on this host (CPU)."
+    ),
+]
+
+
 def _with_common(f: Callable[..., Any]) -> Callable[..., Any]:
     for opt in reversed(_common + _output):
         f = opt(f)
     return f
+
+
+def _with_scale(f: Callable[..., Any]) -> Callable[..., Any]:
+    for opt in reversed(_scale):
+        f = opt(f)
+    return f
+
+
+def _device(device: str | None, gpus: str | None) -> str | None:
+    """With --gpus each process sees one GPU, as ``cuda``."""
+    if gpus is None:
+        return device
+    if device is not None and not device.startswith("cuda"):
+        raise click.UsageError(f"--gpus runs on GPUs; --device {device} contradicts it")
+    return "cuda"
 
 
 @click.command("search")
@@ -97,6 +163,7 @@ def _with_common(f: Callable[..., Any]) -> Callable[..., Any]:
 )
 @with_recipe_options
 @_with_common
+@_with_scale
 def search_command(
     config: str | None,
     out: str,
@@ -113,8 +180,15 @@ def search_command(
     save_champion: bool,
     quiet: bool,
     verbose: bool,
+    gpus: str | None,
+    workers: int | None,
 ) -> None:
-    """Evolve a merge recipe from CONFIG (or --from-recipe); the same command again resumes."""
+    """Evolve a merge recipe from CONFIG (or --from-recipe); the same command again resumes.
+
+    With --gpus (or --workers) one worker process per GPU shares the run's study.
+    """
+    fleet = _fleet(gpus, workers)
+    device = _device(device, gpus)
     overrides = dict(max_trials=max_trials, device=device, storage=storage, seed=seed)
     if (config is None) == (recipe is None):
         raise click.UsageError("give either CONFIG or --from-recipe RECIPE.yml (not both)")
@@ -134,7 +208,7 @@ def search_command(
     else:
         assert config is not None
         cfg = _load(config, **overrides)
-    _run(cfg, out, save_champion, "search", quiet, verbose)
+    _run(cfg, out, save_champion, "search", quiet, verbose, fleet)
 
 
 def _from_recipe(recipe: str, kwargs: dict[str, Any], overrides: dict[str, Any]) -> SearchConfig:
@@ -158,7 +232,11 @@ def _from_recipe(recipe: str, kwargs: dict[str, Any], overrides: dict[str, Any])
 
 @click.command("worker")
 @click.argument("config", type=click.Path(dir_okay=False))
-@click.option("--storage", required=True, help="Shared Optuna storage URL (e.g. PostgreSQL).")
+@click.option(
+    "--storage",
+    required=True,
+    help="The search's storage: a database URL (PostgreSQL across hosts) or its journal file.",
+)
 @click.option(
     "--out",
     "out",
@@ -170,6 +248,7 @@ def _from_recipe(recipe: str, kwargs: dict[str, Any], overrides: dict[str, Any])
 @click.option("--device", default=None, help="cpu, cuda, cuda:N.")
 @_output[0]
 @_output[1]
+@_with_scale
 def worker_command(
     config: str,
     storage: str,
@@ -178,8 +257,15 @@ def worker_command(
     device: str | None,
     quiet: bool,
     verbose: bool,
+    gpus: str | None,
+    workers: int | None,
 ) -> None:
-    """Join a search shared through --storage: ask, merge, score, tell until it stops."""
+    """Join a search shared through --storage: ask, merge, score, tell until it stops.
+
+    With --gpus (or --workers) one worker process per GPU of this host joins.
+    """
+    fleet = _fleet(gpus, workers)
+    device = _device(device, gpus)
     _quiet(verbose)
     cfg = _load(config, max_trials=max_trials, device=device, storage=storage)
-    _run(cfg, out, False, "worker", quiet, verbose)
+    _run(cfg, out, False, "worker", quiet, verbose, fleet)

@@ -61,10 +61,12 @@ def recorded_wall_s(rundir: Path) -> float | None:
 
     import optuna
 
+    from mergekit_evo.search.storage import open_storage
+
     run = json.loads((Path(rundir) / "run.json").read_text())
     total = 0.0
     for name in run["studies"].values():
-        study = optuna.load_study(study_name=name, storage=run["storage"])
+        study = optuna.load_study(study_name=name, storage=open_storage(run["storage"]))
         total += float(study.user_attrs.get("wall_s", 0.0))
     return total or None
 
@@ -76,13 +78,15 @@ def read_trials(rundir: Path) -> list[Trial]:
     import optuna
     from optuna.trial import TrialState
 
+    from mergekit_evo.search.storage import open_storage
+
     run = json.loads((Path(rundir) / "run.json").read_text())
     out: list[Trial] = []
     for stage in ("ps", "dfs"):
         name = run["studies"].get(stage)
         if name is None:
             continue
-        study = optuna.load_study(study_name=name, storage=run["storage"])
+        study = optuna.load_study(study_name=name, storage=open_storage(run["storage"]))
         for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
             if t.state not in (TrialState.COMPLETE, TrialState.FAIL):
                 continue

@@ -25,8 +25,13 @@ class SearchFailed(RuntimeError):
     """The search ended without a usable result; the message summarises why."""
 
 
+def _skipped(t: optuna.trial.FrozenTrial) -> bool:
+    """Killed (interrupted) or given back unevaluated over the budget: no outcome."""
+    return bool(t.user_attrs.get("interrupted") or t.user_attrs.get("over_budget"))
+
+
 def _failed(t: optuna.trial.FrozenTrial) -> bool:
-    return t.state.name == "FAIL" and not t.user_attrs.get("interrupted")
+    return t.state.name == "FAIL" and not _skipped(t)
 
 
 def failure_streak(
@@ -42,7 +47,7 @@ def failure_streak(
         t
         for t in trials
         if t.state.name in ("COMPLETE", "FAIL")
-        and not t.user_attrs.get("interrupted")
+        and not _skipped(t)
         and t.datetime_complete is not None
         and (since is None or (t.datetime_start is not None and t.datetime_start >= since))
     ]

@@ -16,11 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mergekit_evo.search.budget import Slots, StageClock, claim, fitness_of
 from mergekit_evo.search.events import TrialLine
 from mergekit_evo.search.failures import streak_reason
+from mergekit_evo.search.recovery import heartbeat, recover_interrupted, requeue
 from mergekit_evo.search.rundir import RunDir
 from mergekit_evo.search.stopping import StopRule
-from mergekit_evo.search.study import heartbeat, recover_interrupted
+from mergekit_evo.search.workers import TRIAL_ATTR, Worker
 from mergekit_evo.space.base import Space
 
 if TYPE_CHECKING:
@@ -55,30 +57,6 @@ class StageResult:
     stop_reason: str
 
 
-def _fitness(t: optuna.trial.FrozenTrial) -> float | None:
-    v = t.user_attrs.get("fitness")
-    if v is None and t.values is not None and len(t.values) == 1:
-        v = t.values[0]
-    return None if v is None else float(v)
-
-
-def counted(trials: list[optuna.trial.FrozenTrial]) -> tuple[int, list[float]]:
-    """(trials that count against the budget, completed fitness in trial order)."""
-    from optuna.trial import TrialState
-
-    n = 0
-    fit: list[float] = []
-    for t in sorted(trials, key=lambda t: t.number):
-        if t.state == TrialState.COMPLETE:
-            n += 1
-            f = _fitness(t)
-            if f is not None:
-                fit.append(f)
-        elif t.state == TrialState.FAIL and not t.user_attrs.get("interrupted"):
-            n += 1
-    return n, fit
-
-
 def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
     """The completed trial with the highest scalar fitness (ties: the earliest)."""
     from optuna.trial import TrialState
@@ -86,7 +64,7 @@ def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
     best: optuna.trial.FrozenTrial | None = None
     best_f = -math.inf
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        f = _fitness(t)
+        f = fitness_of(t)
         if f is not None and (best is None or f > best_f):
             best, best_f = t, f
     return best
@@ -98,7 +76,7 @@ def stage_result(study: optuna.Study, reason: str) -> StageResult:
     trials = study.get_trials(deepcopy=False)
     b = best_trial(study)
     return StageResult(
-        best_fitness=_fitness(b) if b else None,
+        best_fitness=fitness_of(b) if b else None,
         best_number=b.number if b else None,
         best_recipe=b.user_attrs.get("recipe") if b else None,
         n_complete=sum(t.state == TrialState.COMPLETE for t in trials),
@@ -120,6 +98,8 @@ def run_stage(
     on_best: OnBest | None = None,
     log: Log = print,
     elapsed_offset_s: float = 0.0,
+    worker: Worker | None = None,
+    poll_s: float = 1.0,
 ) -> StageResult:
     """Run trials until ``stop`` says so; safe to call again on the same study (resume).
 
@@ -127,10 +107,16 @@ def run_stage(
     ``leader``: this process enqueues the start point (``search``); a ``worker`` waits for it,
     so two processes starting together cannot both enqueue one.
     ``elapsed_offset_s``: wall-clock seconds earlier stages used (the budget is for the search).
+    ``worker``: this process's entry in the study's registry (``mergekit-evo status``).
+    The budget is the study's, not this process's (:mod:`.budget`): while the last slots are
+    held by trials running elsewhere, this process waits for them (one may die and be re-asked).
     """
+    from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
     vec = space.vector
+    if worker is not None:
+        worker.report(study, "ready")
     recovered = recover_interrupted(study, all_running=owner)
     if recovered:
         log(f"resume: {len(recovered)} interrupted trial(s) failed and re-queued: {recovered}")
@@ -142,29 +128,36 @@ def run_stage(
             log("waiting for the search (mergekit-evo search) to start this stage ...")
         time.sleep(1.0)
         waited += 1.0
-    t_start = time.monotonic()
-    wall_before = float(study.user_attrs.get("wall_s", 0.0))
+    clock = StageClock(study, elapsed_offset_s)
     reason = ""
+    last_report = 0.0
     while True:
-        if not owner:  # shared study: a worker elsewhere may have died since the last trial
-            again = recover_interrupted(study, all_running=False)
-            if again:
-                log(f"re-queued {len(again)} trial(s) of a dead worker: {again}")
+        # any process of the study may have died since the last trial: re-ask its trial
+        again = recover_interrupted(study, all_running=False)
+        if again:
+            log(f"re-queued {len(again)} trial(s) of a dead worker: {again}")
         trials = study.get_trials(deepcopy=False)
-        n_done, fit = counted(trials)
-        running = sum(t.state == TrialState.RUNNING for t in trials)
-        elapsed = elapsed_offset_s + wall_before + (time.monotonic() - t_start)
+        slots = Slots.of(trials, stop.max_trials)
+        fit = slots.fitness
         reason = (
             streak_reason(trials, stop.max_consecutive_failures, stop.failures_since)
-            or stop.reason(n_done + running, fit, elapsed)
+            or stop.reason(slots.done, fit, clock.elapsed_s())
             or ""
         )
         if reason:
             break
+        if not slots.can_ask():  # the last slots are held by trials running elsewhere
+            if worker is not None and time.monotonic() - last_report > 10 * poll_s:
+                worker.report(study, "waiting for the last trials of other workers")
+                last_report = time.monotonic()
+            time.sleep(poll_s)
+            continue
         best_before = max(fit) if fit else None
-        with warnings.catch_warnings():  # heartbeats are recorded by hand (see study.py)
+        with warnings.catch_warnings():  # heartbeats are recorded by hand (see recovery.py)
             warnings.filterwarnings("ignore", message="Heartbeat of storage")
             trial = study.ask()
+        if not claim(study, trial, stop.max_trials):
+            continue  # another process took the last slot between our check and our ask
         x = vec.from_trial(trial)
         recipe = space.recipe(x)
         yml = rundir.trial_yaml(trial.number, prefix)
@@ -173,6 +166,10 @@ def run_stage(
         trial.set_user_attr("yaml", str(yml.relative_to(rundir.root)))
         trial.set_user_attr("recipe", recipe)
         trial.set_user_attr("coefficients", space.describe(x))
+        if worker is not None:
+            trial.set_user_attr(TRIAL_ATTR, worker.key)
+            worker.report(study, "trial", trial.number)
+            last_report = time.monotonic()
         workdir = rundir.work / f"{prefix}{trial.number:05d}"
         t0 = time.monotonic()
         try:
@@ -184,6 +181,7 @@ def run_stage(
             trial.set_user_attr("fail_reason", "interrupted by the user")
             trial.set_user_attr("interrupted", True)
             study.tell(trial, state=TrialState.FAIL)
+            requeue(study, study._storage.get_trial(trial._trial_id))  # asked again on resume
             _cleanup(workdir)
             raise
         except Exception as e:  # a bad candidate fails its trial, not the search
@@ -201,13 +199,18 @@ def run_stage(
                 )
             )  # fmt: skip
             _cleanup(workdir)
-            study.set_user_attr("wall_s", wall_before + (time.monotonic() - t_start))
+            clock.publish()
             continue
         secs = time.monotonic() - t0
-        trial.set_user_attr("fitness", ev.fitness)
-        trial.set_user_attr("per_task", ev.per_task)
-        trial.set_user_attr("seconds", round(secs, 3))
-        study.tell(trial, ev.values if len(ev.values) > 1 else ev.values[0])
+        try:
+            trial.set_user_attr("fitness", ev.fitness)
+            trial.set_user_attr("per_task", ev.per_task)
+            trial.set_user_attr("seconds", round(secs, 3))
+            study.tell(trial, ev.values if len(ev.values) > 1 else ev.values[0])
+        except UpdateFinishedTrialError:  # no heartbeat for the grace period: taken for dead
+            log(f"trial {trial.number:5d}  dropped: taken for dead elsewhere and asked again")
+            _cleanup(workdir)
+            continue
         improved = best_before is None or ev.fitness > best_before
         best = ev.fitness if improved else best_before
         log(
@@ -223,7 +226,7 @@ def run_stage(
             if b is not None and b.number == trial.number:
                 on_best(trial.number, recipe, ev)
         _cleanup(workdir)
-        study.set_user_attr("wall_s", wall_before + (time.monotonic() - t_start))
+        clock.publish()
     log(f"stop ({prefix.rstrip('-') or space.name}): {reason}")
     return stage_result(study, reason)
 

@@ -23,15 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mergekit_evo.search.loop import (
-    Evaluate,
-    Log,
-    StageResult,
-    best_trial,
-    counted,
-    run_stage,
-    stage_result,
-)
+from mergekit_evo.search.budget import counted
+from mergekit_evo.search.loop import Evaluate, Log, StageResult, best_trial, run_stage, stage_result
 from mergekit_evo.search.rundir import RunDir
 from mergekit_evo.search.stopping import StopRule
 from mergekit_evo.space.dfs import DFSSpace

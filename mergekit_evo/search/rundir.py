@@ -1,6 +1,7 @@
 """The run directory: where each file of a search lives, and atomic writes into it.
 
-Layout: ``config.yml`` (the search config, as given), ``study.db`` (default Optuna storage),
+Layout: ``config.yml`` (the search config, as given), ``run.json`` (storage, study names),
+``study.journal`` (the default Optuna storage; ``study.db`` in run directories made before),
 ``trials/NNNNN.yml`` (every proposal, written before it is merged), ``best.yml``,
 ``metrics.json``, ``trials.csv``, ``champion/`` (``--save-champion``), ``work/`` (scratch).
 """
@@ -32,12 +33,27 @@ class RunDir:
         return self.root / "config.yml"
 
     @property
-    def study_db(self) -> Path:
-        return self.root / "study.db"
+    def run_info(self) -> Path:
+        return self.root / "run.json"
 
     @property
-    def storage_url(self) -> str:
-        return f"sqlite:///{self.study_db}"
+    def journal(self) -> Path:
+        return self.root / "study.journal"
+
+    @property
+    def default_storage(self) -> str:
+        """The embedded storage of a new run: a journal file every local process can share."""
+        return str(self.journal)
+
+    @property
+    def legacy_storage(self) -> str:
+        """The embedded storage of run directories made before the journal (SQLite)."""
+        return f"sqlite:///{self.root / 'study.db'}"
+
+    @property
+    def worker_config(self) -> Path:
+        """The effective config (CLI overrides applied) the processes a run starts read."""
+        return self.work / "worker-config.yml"
 
     @property
     def trials(self) -> Path:

@@ -21,16 +21,20 @@ from mergekit_evo.search.failures import FAILURE_STOP, SearchFailed, failure_mes
 from mergekit_evo.search.identity import apply_overrides, check_same_search
 from mergekit_evo.search.loop import Evaluation, Log, best_trial, run_stage
 from mergekit_evo.search.outputs import Outputs, trial_counts, write_pareto
+from mergekit_evo.search.recovery import recover_interrupted
 from mergekit_evo.search.rundir import RunDir
 from mergekit_evo.search.stages import dfs_base_recipes, run_dfs_stage, stage_budgets, stop_rule
 from mergekit_evo.search.start_recipes import check_start_recipes
-from mergekit_evo.search.study import make_sampler, make_storage, open_study
+from mergekit_evo.search.storage import heartbeat_interval_s, make_storage, study_names_in
+from mergekit_evo.search.study import make_sampler, open_study
+from mergekit_evo.search.workers import Worker
 
 if TYPE_CHECKING:
     import optuna
 
     from mergekit_evo.candidate.base import CandidateBuilder
     from mergekit_evo.search.callable_scoring import CallableScorer, FitnessFn
+    from mergekit_evo.search.fleet import Fleet
     from mergekit_evo.search.scoring import Scorer
     from mergekit_evo.space.base import Space
 
@@ -60,6 +64,7 @@ class Search:
         builder: CandidateBuilder | None = None,
         log: Log = print,
         fitness_fn: FitnessFn | None = None,
+        fleet: Fleet | None = None,
     ) -> None:
         self.cfg = cfg
         self.fitness_fn = fitness_fn  # a Python fitness in place of lm-eval tasks
@@ -69,19 +74,23 @@ class Search:
         self.role = role
         self.leader = role == "search"  # enqueues start points, scores baselines, picks moves
         self.log = log
+        self.fleet = fleet  # the other local worker processes this one starts (--gpus)
+        self.worker = Worker.this_process(role, cfg.device)
         self.builder = builder
         self.scorer: Scorer | CallableScorer | None = None
         self.report_scorer: Scorer | CallableScorer | None = None
         remembered = self._remembered_storage()
-        self.storage_url = cfg.storage or remembered or self.rundir.storage_url
-        # alone on the study: the default SQLite file in RUN_DIR, so RUNNING trials are dead
-        self.owner = role == "search" and self.storage_url == self.rundir.storage_url
+        self.storage_url = cfg.storage or remembered or self.rundir.default_storage
+        # the run directory's own storage: nothing else runs on it before this process starts
+        # its workers, so trials RUNNING then are dead
+        embedded = (self.rundir.default_storage, self.rundir.legacy_storage)
+        self.owner = self.leader and self.storage_url in embedded
         self.two_stage = cfg.mode == "ps_dfs"
         self.started = datetime.now()  # failed trials in a row are counted from here
 
     def _remembered_storage(self) -> str | None:
         """A rerun without ``--storage`` resumes where the first run kept its study."""
-        info = self.rundir.root / "run.json"
+        info = self.rundir.run_info
         if not info.exists():
             return None
         try:
@@ -120,16 +129,31 @@ class Search:
             self.rundir.write_yaml(
                 self.rundir.config, self.cfg.model_dump(mode="json", exclude_none=True)
             )
-        self.rundir.write_json(
-            self.rundir.root / "run.json",
-            {
-                "storage": self.storage_url,
-                "studies": self.study_names(),
-                "mode": self.cfg.mode,
-                "merge_seed": self.cfg.merge_seed,
-            },
-        )
+        if self.leader or not self.rundir.run_info.exists():
+            ps_budget, dfs_budget = stage_budgets(self.cfg)
+            budgets = {"ps": ps_budget, "dfs": dfs_budget}
+            self.rundir.write_json(
+                self.rundir.run_info,
+                {
+                    "storage": self.storage_url,
+                    "studies": self.study_names(),
+                    "mode": self.cfg.mode,
+                    "merge_seed": self.cfg.merge_seed,
+                    "max_trials": {k: budgets[k] for k in self.study_names()},
+                },
+            )
         self.storage = make_storage(self.storage_url)
+
+    def recover(self) -> None:
+        """Trials left RUNNING by a run killed earlier: failed and asked again (owner only)."""
+        import optuna
+
+        names = study_names_in(self.storage, list(self.study_names().values()))
+        for name in names:
+            study = optuna.load_study(study_name=name, storage=self.storage)
+            dead = recover_interrupted(study, all_running=True)
+            if dead:
+                self.log(f"resume: {len(dead)} interrupted trial(s) failed and re-queued: {dead}")
 
     def study_names(self) -> dict[str, str]:
         name = self.cfg.study_name
@@ -173,25 +197,51 @@ class Search:
             log=self.log,
         )
 
+    def wait_for_workers(self, study: optuna.Study) -> None:
+        """Start the first stage with every local worker ready, so the work is shared from the
+        first trial on (and a throughput measurement does not count their start-up)."""
+        if self.fleet is not None:
+            self.fleet.wait_ready(study)
+
     # -- stages -----------------------------------------------------------------------------
 
     def run(self) -> SearchResult:
         """Validate, then hold RUN_DIR's lock (one live owner) for the whole search."""
+        from mergekit_evo.search.fleet import started_by_run
         from mergekit_evo.search.lock import RunDirLock
 
         self.prepare()
+        if started_by_run():  # a --gpus/--workers child: its parent holds RUN_DIR's lock
+            return self._run()
         with RunDirLock(self.rundir.root):
             return self._run()
 
     def _run(self) -> SearchResult:
         self.create()
+        if self.owner:
+            self.recover()
+        with self.worker.presence(heartbeat_interval_s()):
+            if self.fleet is None:
+                return self.run_stages()
+            self.fleet.start(self.rundir, self.storage_url, self.cfg)
+            try:
+                return self.run_stages(before_finish=self.fleet.wait)
+            except BaseException:
+                self.fleet.abort()
+                raise
+
+    def run_stages(self, before_finish: Any = None) -> SearchResult:
+        """The stages, then (``before_finish`` called, e.g. waiting for workers) the outputs."""
         cfg = self.cfg
         ps_budget, dfs_budget = stage_budgets(cfg)
         studies: list[tuple[str, optuna.Study]] = []
         stop_reasons: dict[str, str] = {}
         ps_best = dfs_best = None
         baseline: dict[str, float] = {}
-        common: dict[str, Any] = dict(owner=self.owner, leader=self.leader, log=self.log)
+        # owner=False: recovery of a killed run happened in recover(), before any worker started
+        common: dict[str, Any] = dict(
+            owner=False, leader=self.leader, log=self.log, worker=self.worker
+        )
 
         if cfg.mode in ("ps", "ps_dfs"):
             from mergekit_evo.space.ps import PSSpace
@@ -199,6 +249,7 @@ class Search:
             space: Space = PSSpace.from_config(cfg)
             study = self.open("ps", space)
             baseline = self.baselines(study)
+            self.wait_for_workers(study)
             best_source = max(baseline.values()) if baseline else None
             out = self.outputs
             on_best = out.on_best_ps_stage if self.two_stage else out.on_best_final("ps")
@@ -214,6 +265,7 @@ class Search:
             )
             studies.append(("ps", study))
             stop_reasons["ps"] = res.stop_reason
+            self.worker.report(study, f"stopped: {res.stop_reason}")
             ps_best = res.best_fitness
 
         ps_failed = ps_best is None or stop_reasons.get("ps", "").startswith(FAILURE_STOP)
@@ -224,6 +276,7 @@ class Search:
                 space = DFSSpace.from_config(cfg)
                 study = self.open("dfs", space)
                 baseline = self.baselines(study)
+                self.wait_for_workers(study)
             else:
                 from mergekit_evo.space.ps_dfs import PSDFSSpace
 
@@ -255,8 +308,11 @@ class Search:
             )
             studies.append(("dfs", study))
             stop_reasons["dfs"] = res.stop_reason
+            self.worker.report(study, f"stopped: {res.stop_reason}")
             dfs_best = res.best_fitness
 
+        if before_finish is not None:
+            before_finish()
         return self.finish(studies, baseline, ps_best, dfs_best, stop_reasons)
 
     # -- outputs ----------------------------------------------------------------------------
@@ -284,6 +340,21 @@ class Search:
             stage, b = name, best_trial(study)
         recipe = b.user_attrs.get("recipe") if b else None
         champion = float(b.user_attrs["fitness"]) if b else None
+        if not self.leader:  # the search process writes the run's results
+            metrics = build_metrics(
+                mode=self.cfg.mode,
+                baseline=baseline,
+                ps_best=ps_best,
+                dfs_best=dfs_best,
+                champion=champion,
+                champion_trial=b.number if b else None,
+                n_trials=trial_counts(studies),
+                stop_reasons=stop_reasons,
+            )
+            return SearchResult(self.rundir.root, recipe, metrics, None)
+        if self.two_stage and (ps := best_trial(studies[0][1])) is not None:
+            # another process may have written ps_best.yml last with an older best
+            self.outputs.on_best_ps_stage(ps.number, ps.user_attrs["recipe"], _as_eval(ps))
         if b is not None and recipe is not None:
             self.outputs.write_best(recipe, champion or 0.0, b.number, stage)
         champ_path = None
@@ -355,6 +426,10 @@ class Search:
         )
 
 
+def _as_eval(t: optuna.trial.FrozenTrial) -> Evaluation:
+    return Evaluation(fitness=float(t.user_attrs["fitness"]), values=list(t.values or []))
+
+
 def run_search(
     cfg: SearchConfig,
     out: str | Path,
@@ -364,13 +439,17 @@ def run_search(
     builder: CandidateBuilder | None = None,
     log: Log = print,
     fitness_fn: FitnessFn | None = None,
+    fleet: Fleet | None = None,
 ) -> SearchResult:
-    """Run (or resume) a search; ``role='worker'`` joins a shared study without baselines.
+    """Run (or resume) a search; ``role='worker'`` joins a shared study without baselines
+    and writes no results; ``fleet`` starts more local worker processes on the same study.
 
     ``fitness_fn(model, tokenizer) -> float | dict`` scores candidates instead of
     ``fitness.tasks`` (see :mod:`mergekit_evo.search.callable_scoring`); config.yml records
     its name as ``fitness.function``, so a resume with another function is refused.
     """
+    if fitness_fn is not None and fleet is not None and len(fleet.gpus) > 1:
+        raise ValueError("worker processes cannot run a Python fitness_fn: use fitness.tasks")
     if fitness_fn is not None and cfg.fitness.function is None:
         from mergekit_evo.search.callable_scoring import function_name
 
@@ -378,6 +457,6 @@ def run_search(
         cfg = cfg.model_copy(update={"fitness": named})
     search = Search(
         cfg, out, save_champion=save_champion, role=role, builder=builder, log=log,
-        fitness_fn=fitness_fn,
+        fitness_fn=fitness_fn, fleet=fleet,
     )  # fmt: skip
     return search.run()

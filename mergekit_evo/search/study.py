@@ -1,4 +1,6 @@
-"""Optuna plumbing: storage (SQLite in the run dir, or any URL), samplers, crash recovery.
+"""Optuna studies of a search: samplers, the generation size, opening a stage's study.
+
+Storages live in :mod:`.storage`, crash recovery in :mod:`.recovery`.
 
 Why ask/tell and these details (measured on optuna 5.0):
 - ``CmaEsSampler(x0=, sigma0=)`` are deprecated; :mod:`mergekit_evo.space.vector` shapes the
@@ -6,63 +8,17 @@ Why ask/tell and these details (measured on optuna 5.0):
 - ``CmaEsSampler`` samples independently (random) until one trial is complete, so the start
   point is enqueued and told first; after that every proposal is a CMA-ES sample.
 - Optuna keeps the pickled CMA state in trial system attrs, so a study reopened after SIGKILL
-  continues the same generation.  Trials left RUNNING by a dead process are failed here (with
-  a reason) and their parameters enqueued again, so no proposal is lost.
+  continues the same generation (dead trials: :mod:`.recovery`).
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mergekit_evo.config import OptimizerConfig
 
 if TYPE_CHECKING:
     import optuna
-
-HEARTBEAT_INTERVAL_S = 30
-GRACE_PERIOD_S = 120
-INTERRUPTED = "interrupted: the process running this trial died before it finished"
-
-
-def storage_url(url: str) -> str:
-    """Pick an installed PostgreSQL driver for a bare ``postgresql://`` URL.
-
-    SQLAlchemy 2.1 maps ``postgresql://`` to psycopg 3, while the ``postgres`` extra installs
-    psycopg2; use whichever is importable.
-    """
-    import importlib.util
-
-    if url.startswith("postgresql://") or url.startswith("postgres://"):
-        rest = url.split("://", 1)[1]
-        if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2"):
-            return f"postgresql+psycopg2://{rest}"
-        return f"postgresql://{rest}"
-    return url
-
-
-def make_storage(url: str) -> optuna.storages.BaseStorage:
-    """An RDB storage with heartbeats, so workers on other hosts can detect dead trials."""
-    import optuna
-
-    url = storage_url(url)
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    engine_kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite"):
-        engine_kwargs = {"connect_args": {"timeout": 120}}
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(
-            url,
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=HEARTBEAT_INTERVAL_S,
-            grace_period=GRACE_PERIOD_S,
-        )
 
 
 def make_sampler(
@@ -120,65 +76,3 @@ def open_study(
         directions=["maximize"] * n_objectives,
         load_if_exists=True,
     )
-
-
-def recover_interrupted(study: optuna.Study, all_running: bool) -> list[int]:
-    """Fail trials whose process died and enqueue their parameters again.
-
-    ``all_running``: the caller owns the study alone (the default SQLite run dir), so every
-    RUNNING trial is dead; otherwise only trials whose heartbeat went stale are.
-    """
-    from optuna.trial import TrialState
-
-    storage = study._storage
-    if all_running:
-        stale = [
-            t._trial_id for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-        ]
-    else:
-        stale = list(storage._get_stale_trial_ids(study._study_id))  # type: ignore[attr-defined]
-    by_id = {t._trial_id: t for t in study.get_trials(deepcopy=False)}
-    recovered = []
-    for tid in stale:
-        t = by_id.get(tid)
-        if t is None:
-            continue
-        try:
-            storage.set_trial_user_attr(tid, "fail_reason", INTERRUPTED)
-            storage.set_trial_user_attr(tid, "interrupted", True)
-            if not storage.set_trial_state_values(tid, state=TrialState.FAIL):
-                continue
-        except Exception:  # another process got there first
-            continue
-        if t.params:
-            study.enqueue_trial(dict(t.params), user_attrs={"retry_of": t.number})
-        recovered.append(t.number)
-    return recovered
-
-
-@contextmanager
-def heartbeat(study: optuna.Study, trial: optuna.trial.Trial) -> Iterator[None]:
-    """Record the trial's heartbeat while it runs (lets other hosts spot a dead worker)."""
-    storage = study._storage
-    record = getattr(storage, "record_heartbeat", None)
-    if record is None or getattr(storage, "heartbeat_interval", None) is None:
-        yield
-        return
-    stop = threading.Event()
-
-    def beat() -> None:
-        while True:
-            try:
-                record(trial._trial_id)
-            except Exception:
-                pass
-            if stop.wait(HEARTBEAT_INTERVAL_S):
-                return
-
-    th = threading.Thread(target=beat, daemon=True)
-    th.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        th.join(timeout=5)

@@ -17,7 +17,8 @@ from mergekit_evo.config import BudgetConfig, OptimizerConfig
 from mergekit_evo.search.loop import Evaluation, run_stage
 from mergekit_evo.search.rundir import RunDir
 from mergekit_evo.search.stopping import StopRule
-from mergekit_evo.search.study import make_sampler, make_storage, open_study
+from mergekit_evo.search.storage import make_storage
+from mergekit_evo.search.study import make_sampler, open_study
 from mergekit_evo.space.vector import Dim, VectorSpace
 
 
@@ -39,7 +40,7 @@ class ToySpace:
 def _study(tmp: Path, opt: OptimizerConfig, n_obj: int = 1) -> tuple[RunDir, optuna.Study]:
     rd = RunDir(tmp / "run")
     rd.create()
-    storage = make_storage(rd.storage_url)
+    storage = make_storage(rd.default_storage)
     return rd, open_study(storage, "t", make_sampler(opt, 2, n_obj), n_obj)
 
 
@@ -147,21 +148,29 @@ def test_nsga2_two_objectives_pareto_set(tmp_path, monkeypatch):
             assert not (all(x >= y for x, y in zip(w, v, strict=True)) and w != v)
 
 
-def test_shared_study_requeues_only_stale_trials(tmp_path, monkeypatch):
+@pytest.mark.parametrize("kind", ["journal", "sqlite"])
+def test_shared_study_requeues_only_stale_trials(tmp_path, monkeypatch, kind):
+    """Both embedded storages beat (the journal through our BaseHeartbeat), so a trial whose
+    process stopped beating is failed and re-queued, and a fresh one is left alone."""
     import time
 
-    from mergekit_evo.search import study as study_mod
+    from mergekit_evo.search import recovery
+    from mergekit_evo.search import storage as storage_mod
 
-    monkeypatch.setattr(study_mod, "HEARTBEAT_INTERVAL_S", 1)
-    monkeypatch.setattr(study_mod, "GRACE_PERIOD_S", 1)
-    rd, study = _study(tmp_path, OptimizerConfig(population_size=4))
+    monkeypatch.setenv(storage_mod.HEARTBEAT_ENV, "1")
+    monkeypatch.setattr(storage_mod, "GRACE_INTERVALS", 1)
+    rd = RunDir(tmp_path / "run")
+    rd.create()
+    spec = rd.default_storage if kind == "journal" else rd.legacy_storage
+    opt = OptimizerConfig(population_size=4)
+    study = open_study(make_storage(spec), "t", make_sampler(opt, 2))
     dead = study.ask({"a": optuna.distributions.FloatDistribution(0, 1)})
     study._storage.record_heartbeat(dead._trial_id)
-    assert study_mod.recover_interrupted(study, all_running=False) == []  # still fresh
+    assert recovery.recover_interrupted(study, all_running=False) == []  # still fresh
     time.sleep(2.2)
     alive = study.ask({"a": optuna.distributions.FloatDistribution(0, 1)})
     study._storage.record_heartbeat(alive._trial_id)
-    assert study_mod.recover_interrupted(study, all_running=False) == [dead.number]
+    assert recovery.recover_interrupted(study, all_running=False) == [dead.number]
     states = {t.number: t.state for t in study.get_trials()}
     assert states[dead.number] == TrialState.FAIL and states[alive.number] == TrialState.RUNNING
     waiting = study.get_trials(states=(TrialState.WAITING,))

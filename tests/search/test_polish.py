@@ -15,7 +15,8 @@ from mergekit_evo.search.loop import Evaluation, run_stage
 from mergekit_evo.search.polish import POLISH_ATTR, polish_budget, run_polish
 from mergekit_evo.search.rundir import RunDir
 from mergekit_evo.search.stopping import StopRule
-from mergekit_evo.search.study import make_sampler, make_storage, open_study
+from mergekit_evo.search.storage import make_storage
+from mergekit_evo.search.study import make_sampler, open_study
 from mergekit_evo.space.dfs import DFSSpace
 
 TARGET_SLOTS = {0, 1, 5, 6, 10, 11}  # A0 A1 B1 B2 A2 A3 over T = 16 (as the planted benchmark)
@@ -39,7 +40,7 @@ def _study(tmp: Path, n_dims: int) -> tuple[RunDir, optuna.Study]:
     rd = RunDir(tmp / "run")
     rd.create()
     opt = OptimizerConfig(population_size=6, seed=0)
-    return rd, open_study(make_storage(rd.storage_url), "t", make_sampler(opt, n_dims))
+    return rd, open_study(make_storage(rd.default_storage), "t", make_sampler(opt, n_dims))
 
 
 def test_moves_flip_every_slot_and_step_only_used_scales():

@@ -13,7 +13,8 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from mergekit_evo.search.study import INTERRUPTED
+from mergekit_evo.search.recovery import INTERRUPTED
+from mergekit_evo.search.storage import open_storage
 from tests.search.family import write_config
 
 MERGEKIT_EVO = Path(sys.executable).parent / "mergekit-evo"
@@ -26,7 +27,8 @@ def _cmd(cfg: Path, run: Path) -> list[str]:
 
 def _study(run: Path) -> optuna.Study:
     info = json.loads((run / "run.json").read_text())
-    return optuna.load_study(study_name=info["studies"]["ps"], storage=info["storage"])
+    store = open_storage(info["storage"])
+    return optuna.load_study(study_name=info["studies"]["ps"], storage=store)
 
 
 def _gen(t: optuna.trial.FrozenTrial) -> int | None:
