@@ -77,10 +77,13 @@ def _exe() -> str:
 def _study_trials(run: Path) -> list[Any]:
     import optuna
 
+    from mergekit_evo.search.storage import open_storage
+
     info = json.loads((run / "run.json").read_text())
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        study = optuna.load_study(study_name=info["studies"]["ps"], storage=info["storage"])
+        store = open_storage(info["storage"])
+        study = optuna.load_study(study_name=info["studies"]["ps"], storage=store)
     except KeyError:  # killed after run.json, before the study was created: no trials yet
         return []
     return study.get_trials(deepcopy=True)

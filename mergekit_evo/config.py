@@ -258,7 +258,7 @@ class SearchConfig(_Strict):
     report: FitnessConfig | None = None
     optimizer: OptimizerConfig = OptimizerConfig()
     budget: BudgetConfig = BudgetConfig()
-    storage: str | None = None  # Optuna storage URL; default sqlite:///RUN_DIR/study.db
+    storage: str | None = None  # database URL or journal file; default RUN_DIR/study.journal
     study_name: str = "mergekit-evo"  # distinct per search when several share one database
     dtype: Literal["float32", "float16", "bfloat16"] = "float32"
     merge_seed: int = 0  # MergeKit --random-seed for randomized methods (DARE)

@@ -158,75 +158,74 @@ def run_stage(
             trial = study.ask()
         if not claim(study, trial, stop.max_trials):
             continue  # another process took the last slot between our check and our ask
-        x = vec.from_trial(trial)
-        recipe = space.recipe(x)
-        yml = rundir.trial_yaml(trial.number, prefix)
-        rundir.write_recipe(yml, recipe, header=f"# trial {trial.number} ({space.name})\n")
-        trial.set_user_attr("stage", space.name)
-        trial.set_user_attr("yaml", str(yml.relative_to(rundir.root)))
-        trial.set_user_attr("recipe", recipe)
-        trial.set_user_attr("coefficients", space.describe(x))
-        if worker is not None:
-            trial.set_user_attr(TRIAL_ATTR, worker.key)
-            worker.report(study, "trial", trial.number)
-            last_report = time.monotonic()
         workdir = rundir.work / f"{prefix}{trial.number:05d}"
-        t0 = time.monotonic()
         try:
-            with heartbeat(study, trial):
-                ev = evaluate(recipe, trial.number, workdir)
-            if not all(math.isfinite(v) for v in [ev.fitness, *ev.values]):
-                raise ValueError(f"non-finite fitness {ev.fitness} (values {ev.values})")
-        except KeyboardInterrupt:
-            trial.set_user_attr("fail_reason", "interrupted by the user")
-            trial.set_user_attr("interrupted", True)
-            study.tell(trial, state=TrialState.FAIL)
-            requeue(study, study._storage.get_trial(trial._trial_id))  # asked again on resume
-            _cleanup(workdir)
-            raise
-        except Exception as e:  # a bad candidate fails its trial, not the search
+            x = vec.from_trial(trial)
+            recipe = space.recipe(x)
+            yml = rundir.trial_yaml(trial.number, prefix)
+            rundir.write_recipe(yml, recipe, header=f"# trial {trial.number} ({space.name})\n")
+            trial.set_user_attr("stage", space.name)
+            trial.set_user_attr("yaml", str(yml.relative_to(rundir.root)))
+            trial.set_user_attr("recipe", recipe)
+            trial.set_user_attr("coefficients", space.describe(x))
+            if worker is not None:
+                trial.set_user_attr(TRIAL_ATTR, worker.key)
+                worker.report(study, "trial", trial.number)
+                last_report = time.monotonic()
+            t0 = time.monotonic()
+            try:
+                with heartbeat(study, trial):
+                    ev = evaluate(recipe, trial.number, workdir)
+                if not all(math.isfinite(v) for v in [ev.fitness, *ev.values]):
+                    raise ValueError(f"non-finite fitness {ev.fitness} (values {ev.values})")
+            except KeyboardInterrupt:
+                trial.set_user_attr("fail_reason", "interrupted by the user")
+                trial.set_user_attr("interrupted", True)
+                study.tell(trial, state=TrialState.FAIL)
+                requeue(study, study._storage.get_trial(trial._trial_id))  # asked again on resume
+                _cleanup(workdir)
+                raise
+            except Exception as e:  # a bad candidate fails its trial, not the search
+                secs = time.monotonic() - t0
+                msg = f"{type(e).__name__}: {e}"
+                trial.set_user_attr("fail_reason", msg[:2000])
+                trial.set_user_attr("seconds", round(secs, 3))
+                trial.set_user_attr("traceback", traceback.format_exc()[-4000:])
+                study.tell(trial, state=TrialState.FAIL)
+                log(
+                    TrialLine(
+                        f"trial {trial.number:5d}  FAILED  {msg[:160]}  ({secs:.1f} s)",
+                        number=trial.number, fitness=None, best=best_before, improved=False,
+                        seconds=secs,
+                    )
+                )  # fmt: skip
+                _cleanup(workdir)
+                clock.publish()
+                continue
             secs = time.monotonic() - t0
-            msg = f"{type(e).__name__}: {e}"
-            trial.set_user_attr("fail_reason", msg[:2000])
-            trial.set_user_attr("seconds", round(secs, 3))
-            trial.set_user_attr("traceback", traceback.format_exc()[-4000:])
-            study.tell(trial, state=TrialState.FAIL)
-            log(
-                TrialLine(
-                    f"trial {trial.number:5d}  FAILED  {msg[:160]}  ({secs:.1f} s)",
-                    number=trial.number, fitness=None, best=best_before, improved=False,
-                    seconds=secs,
-                )
-            )  # fmt: skip
-            _cleanup(workdir)
-            clock.publish()
-            continue
-        secs = time.monotonic() - t0
-        try:
             trial.set_user_attr("fitness", ev.fitness)
             trial.set_user_attr("per_task", ev.per_task)
             trial.set_user_attr("seconds", round(secs, 3))
             study.tell(trial, ev.values if len(ev.values) > 1 else ev.values[0])
-        except UpdateFinishedTrialError:  # no heartbeat for the grace period: taken for dead
-            log(f"trial {trial.number:5d}  dropped: taken for dead elsewhere and asked again")
+            improved = best_before is None or ev.fitness > best_before
+            best = ev.fitness if improved else best_before
+            log(
+                TrialLine(
+                    f"trial {trial.number:5d}  fitness {ev.fitness:.4f}  best {best:.4f}"
+                    f"{'  *' if improved else '   '}  ({secs:.1f} s)",
+                    number=trial.number, fitness=ev.fitness, best=best, improved=improved,
+                    seconds=secs,
+                )
+            )  # fmt: skip
+            if improved and on_best is not None:
+                b = best_trial(study)
+                if b is not None and b.number == trial.number:
+                    on_best(trial.number, recipe, ev)
             _cleanup(workdir)
-            continue
-        improved = best_before is None or ev.fitness > best_before
-        best = ev.fitness if improved else best_before
-        log(
-            TrialLine(
-                f"trial {trial.number:5d}  fitness {ev.fitness:.4f}  best {best:.4f}"
-                f"{'  *' if improved else '   '}  ({secs:.1f} s)",
-                number=trial.number, fitness=ev.fitness, best=best, improved=improved,
-                seconds=secs,
-            )
-        )  # fmt: skip
-        if improved and on_best is not None:
-            b = best_trial(study)
-            if b is not None and b.number == trial.number:
-                on_best(trial.number, recipe, ev)
-        _cleanup(workdir)
-        clock.publish()
+            clock.publish()
+        except UpdateFinishedTrialError:  # no heartbeat for the grace period: taken for dead
+            log(f"trial {trial.number:5d}  dropped: taken for dead elsewhere, asked again")
+            _cleanup(workdir)
     log(f"stop ({prefix.rstrip('-') or space.name}): {reason}")
     return stage_result(study, reason)
 

@@ -105,8 +105,10 @@ def make_storage(spec: str) -> BaseStorage:
     interval = heartbeat_interval_s()
     grace = int(grace_period_s(interval))
     if is_journal(spec):
-        backend = JournalFileBackend(spec, lock_obj=JournalFileOpenLock(spec))
-        return HeartbeatJournalStorage(backend, interval, grace)
+        # a process killed while it holds the file lock blocks the others until the lock counts
+        # as stale: keep that well inside the heartbeat's grace (Optuna's default is 30 s)
+        lock = JournalFileOpenLock(spec, grace_period=min(30, 2 * interval))
+        return HeartbeatJournalStorage(JournalFileBackend(spec, lock_obj=lock), interval, grace)
     url = storage_url(spec)
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):

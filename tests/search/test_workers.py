@@ -130,7 +130,7 @@ def _run_kill_test(cfg: Path, run: Path, tmp_path: Path, spec: str, name: str, *
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out[-3000:]
     assert "died (SIGKILL)" in out
-    assert f"re-queued 1 trial(s) of a dead worker: [{killed.number}]" in out
+    assert f"re-queued 1 trial(s) of a dead worker: [{killed.number}]" in out, out
     study = optuna.load_study(study_name=name, storage=open_storage(spec))
     _check_nothing_lost(study, killed)
     metrics = json.loads((run / "metrics.json").read_text())
