@@ -10,6 +10,7 @@ live in their own modules (:mod:`.identity`, :mod:`.start_recipes`, :mod:`.basel
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -165,7 +166,12 @@ class Search:
 
     def open(self, stage: str, space: Space) -> optuna.Study:
         n_obj = self.scorer.n_objectives if self.scorer else 1
-        sampler = make_sampler(self.cfg.optimizer, len(space.vector), n_obj)
+        opt = self.cfg.optimizer
+        if not self.leader:
+            # its own random stream: with the search's seed, two workers asking before the first
+            # trial completes (CMA-ES samples independently then) would draw the same point
+            opt = opt.model_copy(update={"seed": int.from_bytes(os.urandom(4), "little")})
+        sampler = make_sampler(opt, len(space.vector), n_obj)
         return open_study(self.storage, self.study_names()[stage], sampler, n_obj)
 
     # -- scoring ----------------------------------------------------------------------------
