@@ -21,7 +21,7 @@ QUESTIONS = load_split(ZOO / "data" / "target_search.jsonl")[:30]
 
 
 def zoo_accuracy(model, tokenizer) -> float:
-    """Exact-match accuracy on 30 search-split questions (greedy, 16 new tokens)."""
+    """Exact-match accuracy on the search-split questions (greedy, 16 new tokens)."""
     return accuracy(model, tokenizer, QUESTIONS, max_new_tokens=16)
 
 
@@ -29,7 +29,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="runs/python-fitness")
     ap.add_argument("--max-trials", type=int, default=20)
+    ap.add_argument("--questions", type=int, default=30, help="search-split questions scored")
     args = ap.parse_args()
+    del QUESTIONS[args.questions :]
     cfg = parse_search_config(
         {
             "mode": "ps",

@@ -114,7 +114,7 @@ def test_bad_functions_are_named(fam, tmp_path):
 
 def test_example_script_runs_on_the_zoo(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["python_fitness.py", "--out", str(tmp_path / "r"),
-                                      "--max-trials", "2"])  # fmt: skip
+                                      "--max-trials", "2", "--questions", "5"])  # fmt: skip
     runpy.run_path(str(REPO / "examples" / "python_fitness.py"), run_name="__main__")
     rows = _rows(tmp_path / "r")
     assert len(rows) == 2 and all(0.0 <= float(r["fitness"]) <= 1.0 for r in rows)
