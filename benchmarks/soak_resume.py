@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +172,7 @@ def soak(
     t_start = time.monotonic()
     for k in range(kills):
         delay = rng.uniform(min_delay, max_delay)
+        round_start = datetime.now()
         with tempfile.TemporaryFile("w+") as stdout:
             proc = subprocess.Popen(
                 cmd, stdout=stdout, stderr=subprocess.STDOUT, env=env, start_new_session=True
@@ -205,7 +207,10 @@ def soak(
         for t in now.values():
             if t.state.name == "COMPLETE":
                 complete[t.number] = (t.params, t.user_attrs.get("fitness"))
-        running = sum(t.state.name == "RUNNING" for t in now.values())
+        # a trial this round's process had started and not finished: the kill fell mid-trial
+        started = [t for t in now.values() if t.datetime_start and t.datetime_start >= round_start]
+        running = sum(t.state.name == "RUNNING" for t in started)
+        phase = "mid-trial" if running else ("between trials" if started else "start-up")
         rounds.append(
             {
                 "round": k,
@@ -213,13 +218,13 @@ def soak(
                 "state": state,
                 "scored_this_round": len(printed),
                 "complete_total": len(complete),
-                "running_at_kill": running,
+                "phase": phase,
                 "baselines_done": "baseline" in text,
             }
         )
         log(
-            f"round {k:2d}: {state} after {delay:5.1f} s, {len(printed)} trial(s) scored, "
-            f"{len(complete)} complete in all, {running} running at the kill"
+            f"round {k:2d}: {state} after {delay:5.1f} s ({phase}), {len(printed)} trial(s) "
+            f"scored, {len(complete)} complete in all"
             + (f", NOT WHOLE: {problems}" if problems else "")
         )
     # the last run finishes the budget
@@ -266,10 +271,10 @@ def soak(
     killed_rounds = [r for r in rounds if r["state"] == "killed"]
     return {
         "kills": len(killed_rounds),
-        "kills_mid_trial": sum(r["running_at_kill"] > 0 for r in killed_rounds),
-        "kills_before_first_trial_of_round": sum(
-            r["scored_this_round"] == 0 for r in killed_rounds
-        ),
+        "kills_at_start_up": sum(r["phase"] == "start-up" for r in killed_rounds),
+        "kills_mid_trial": sum(r["phase"] == "mid-trial" for r in killed_rounds),
+        "kills_between_trials": sum(r["phase"] == "between trials" for r in killed_rounds),
+        "rounds_without_a_scored_trial": sum(r["scored_this_round"] == 0 for r in killed_rounds),
         "trials_budget": trials,
         "trials_completed": len(done),
         "trials_interrupted": len(interrupted),

@@ -237,7 +237,10 @@ def _agreement(
     if cfg.mode in ("ps", "ps_dfs"):
         paths = [p for p in folders if not any(f.startswith("dfs.") for f in folders[p])]
         why = "PS merges tensors element by element, so every model and base_model must match"
-        errors += _differ(paths, configs, label, (*SHAPE_KEYS, "num_hidden_layers"), why)
+        # a recipe with slices: (a --from-recipe template) picks its layer ranges itself
+        sliced = isinstance(cfg.ps.recipe, dict) and "slices" in cfg.ps.recipe
+        keys = SHAPE_KEYS if sliced else (*SHAPE_KEYS, "num_hidden_layers")
+        errors += _differ(paths, configs, label, keys, why)
     if cfg.mode in ("dfs", "ps_dfs"):
         if cfg.mode == "dfs":
             names = cfg.dfs.models or list(cfg.models)

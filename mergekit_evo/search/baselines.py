@@ -20,10 +20,16 @@ if TYPE_CHECKING:
 def score_model(
     builder: CandidateBuilder, scorer: Scorer, path: str
 ) -> tuple[float, list[float], dict[str, Any]]:
-    """Load an existing model folder the way candidates are loaded, and score it."""
+    """Load an existing model folder the way candidates are loaded, and score it (out of GPU
+    memory: once more at half the batch, as for candidates)."""
+    from mergekit_evo.search.oom import score_with_oom_retry
+
     cand = builder.load(path)
     try:
-        return scorer.score(cand.model, cand.tokenizer)
+        return score_with_oom_retry(
+            lambda bs: scorer.score(cand.model, cand.tokenizer, batch_size=bs),
+            scorer.cfg.batch_size,
+        )
     finally:
         builder.release(cand)
 

@@ -262,3 +262,24 @@ def test_bad_input_fails_in_one_line_before_anything_is_written(
 
 def test_at_least_25_cases() -> None:
     assert len(CASES) >= 25
+
+
+def test_layer_counts_may_differ_when_a_recipe_slices_them() -> None:
+    """A --from-recipe template with slices: picks its own layer ranges; shapes still must agree."""
+    from mergekit_evo.config import parse_search_config
+    from mergekit_evo.preflight import _agreement, _folders
+
+    doc = _doc(Path("/z"))
+    cfg = parse_search_config(doc)
+    folders = _folders(cfg)
+    hf = {"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 8}
+    configs = {p: dict(hf) for p in folders}
+    configs["/z/math"]["num_hidden_layers"] = 6
+    assert [m for _, m in _agreement(cfg, folders, configs)][0].startswith(
+        "num_hidden_layers differs: math=6, verbs=8, base_model=8"
+    )
+    recipe = {"merge_method": "ties", "slices": [{"sources": [{"model": "/z/math"}]}]}
+    sliced = cfg.model_copy(update={"ps": cfg.ps.model_copy(update={"recipe": recipe})})
+    assert _agreement(sliced, folders, configs) == []
+    configs["/z/verbs"]["hidden_size"] = 32
+    assert "hidden_size differs" in _agreement(sliced, folders, configs)[0][1]

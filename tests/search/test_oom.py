@@ -118,3 +118,32 @@ def test_a_search_that_never_fits_stops_nonzero(family, tmp_path, monkeypatch):
     with pytest.raises(SearchFailed, match="2x CandidateOutOfMemory"):
         run_search(cfg, tmp_path / "run", log=lambda s: None)
     assert not (tmp_path / "run" / "best.yml").exists()
+
+
+def test_source_models_get_the_retry_too():
+    """Baselines and report scores go through score_model: one retry at half the batch."""
+    from types import SimpleNamespace
+
+    from mergekit_evo.candidate.base import Candidate, CandidateBuilder
+    from mergekit_evo.search.baselines import score_model
+
+    class Loader(CandidateBuilder):
+        def build(self, recipe: dict[str, Any], workdir: Any) -> Candidate:
+            raise NotImplementedError
+
+        def load(self, model_path: str) -> Candidate:
+            return Candidate(model=model_path, tokenizer="tok")
+
+    sizes: list[int | None] = []
+
+    class TightScorer:
+        cfg = SimpleNamespace(batch_size=8)
+
+        def score(self, model: Any, tokenizer: Any, batch_size: int | None = None):
+            sizes.append(batch_size)
+            if batch_size is None:
+                raise _oom()
+            return 0.5, [0.5], {}
+
+    assert score_model(Loader(), TightScorer(), "src") == (0.5, [0.5], {})  # type: ignore[arg-type]
+    assert sizes == [None, 4]
