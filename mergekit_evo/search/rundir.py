@@ -88,16 +88,16 @@ class RunDir:
         return self.trials / f"{prefix}{number:05d}.yml"
 
     def create(self) -> None:
-        """Make the folders and undo what a killed owner left half done (see :meth:`recover`)."""
         for d in (self.root, self.trials, self.work):
             d.mkdir(parents=True, exist_ok=True)
-        self.recover()
 
     def recover(self) -> None:
         """After a crash: a folder caught between the two renames of :meth:`replace_dir` is put
         back (``champion/`` is never missing because of a kill), and the temporary files of
-        interrupted :meth:`write_text` calls are removed.  Only the owner calls this (it holds
-        RUN_DIR's lock), so no live writer's temporary file is touched."""
+        interrupted :meth:`write_text` calls are removed.  Only the owner may call this, holding
+        RUN_DIR's lock (never a worker sharing the directory): no live writer's file is touched."""
+        if not self.root.is_dir():
+            return
         for old in self.root.glob(".*.old"):
             if not old.is_dir():
                 continue

@@ -220,6 +220,7 @@ class Search:
         if started_by_run():  # a --gpus/--workers child: its parent holds RUN_DIR's lock
             return self._run()
         with RunDirLock(self.rundir.root):
+            self.rundir.recover()  # the owner, alone: undo what a killed run left half done
             return self._run()
 
     def _run(self) -> SearchResult:

@@ -12,7 +12,7 @@ def test_killed_between_renames_restores_the_previous_folder(tmp_path):
     old = rd.root / ".champion.old"
     old.mkdir()
     (old / "model.safetensors").write_text("previous champion")
-    rd.create()  # the next run
+    rd.recover()  # the next run, holding the lock
     assert (rd.champion / "model.safetensors").read_text() == "previous champion"
     assert not old.exists()
 
@@ -23,7 +23,7 @@ def test_killed_after_the_move_keeps_the_new_folder(tmp_path):
     (rd.root / ".champion.old").mkdir()
     rd.champion.mkdir()
     (rd.champion / "config.json").write_text("new")
-    rd.create()
+    rd.recover()
     assert (rd.champion / "config.json").read_text() == "new"
     assert not (rd.root / ".champion.old").exists()
 
@@ -35,7 +35,9 @@ def test_temporary_files_of_interrupted_writes_are_removed(tmp_path):
     (rd.trials / ".00003.yml.ab12cd34").write_text("merge_meth")
     (rd.root / ".lock").write_text("pid 1")
     rd.write_text(rd.best, "whole\n")
-    rd.create()
+    rd.create()  # a worker sharing the directory (no lock) must not touch them
+    assert (rd.root / ".best.yml.k2j4x_9a").exists()
+    rd.recover()
     names = sorted(p.name for p in rd.root.iterdir())
     assert names == [".lock", "best.yml", "trials", "work"]
     assert list(rd.trials.iterdir()) == []
