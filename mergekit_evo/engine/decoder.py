@@ -31,6 +31,19 @@ from mergekit_evo.engine.stack import LayerStack, UnsupportedModel
 
 log = logging.getLogger(__name__)
 
+
+class NonFiniteLogits(RuntimeError):
+    """The model's logits hold NaN or inf: broken weights, not a number to score."""
+
+
+def _finite(logits: torch.Tensor) -> torch.Tensor:
+    if not bool(torch.isfinite(logits).all()):
+        raise NonFiniteLogits(
+            "the model produced non-finite logits (NaN or inf): its weights are broken"
+        )
+    return logits
+
+
 #: a row may stop once this says so: (row index, tokens generated so far) -> done
 IsDone = Callable[[int, list[int]], bool]
 
@@ -141,7 +154,7 @@ class GreedyDecoder:
         mask = None  # causal
         for layer, scale in zip(st.layers, st.scales, strict=True):
             h = self._layer(layer, h, scale, cos, sin, mask, lambda k, v: (k, v))
-        return st.head(st.norm(h))
+        return _finite(st.head(st.norm(h)))
 
     # ----------------------------------------------------------------------------- batches
     def _generate_batch(
@@ -264,7 +277,7 @@ class GreedyDecoder:
         h = h[torch.arange(bsz, device=dev), last.to(dev)]
         self.stats.prefill_tokens += shared + sum(len(r) - shared for r in rows)
         self.stats.shared_prefix_tokens += shared * (bsz - 1)
-        return st.head(st.norm(h)).argmax(-1)
+        return _finite(st.head(st.norm(h))).argmax(-1)  # the host syncs here anyway
 
     def _forward_into(self, ids: torch.Tensor, *, start: int, bsz: int) -> torch.Tensor:
         """Tokens at slots ``start ..`` of rows ``:bsz``, attending to the slots before them."""

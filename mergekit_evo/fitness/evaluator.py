@@ -223,7 +223,11 @@ class FitnessEvaluator:
 
         ``batch_size`` overrides the spec's for this call (the out-of-memory retry halves it).
         """
-        return self.score_lm(self.make_lm(model, tokenizer, batch_size))
+        lm = self.make_lm(model, tokenizer, batch_size)
+        if self.spec.uses_engine():  # the engine checks its own logits (no hook in its graphs)
+            return self.score_lm(lm)
+        with _require_finite_logits(lm.model):
+            return self.score_lm(lm)
 
     def make_lm(self, model: Any, tokenizer: Any, batch_size: int | None = None) -> LM:
         """lm-eval's ``hf`` model around ``model``, or ours (:mod:`.fast_lm`) per ``engine``."""
@@ -294,6 +298,30 @@ class FitnessEvaluator:
             if math.isnan(per_task[name].get(self.metrics[name], math.nan)):
                 log.warning("task %s: metric %s is missing or NaN", name, self.metrics[name])
         return per_task
+
+
+@contextlib.contextmanager
+def _require_finite_logits(model: Any) -> Iterator[None]:
+    """NaN or inf logits (broken weights) fail the score instead of scoring as wrong answers."""
+    get_head = getattr(model, "get_output_embeddings", None)
+    head = get_head() if callable(get_head) else None
+    if head is None:
+        yield
+        return
+
+    def check(_module: Any, _inputs: Any, out: Any) -> None:
+        import torch
+
+        if not bool(torch.isfinite(out).all()):
+            raise FitnessError(
+                "the model produced non-finite logits (NaN or inf): its weights are broken"
+            )
+
+    handle = head.register_forward_hook(check)
+    try:
+        yield
+    finally:
+        handle.remove()
 
 
 def _tokenizer_key(tokenizer: Any) -> tuple:

@@ -92,3 +92,16 @@ def test_reused_requests_and_encodings_keep_scores_per_model(math_model) -> None
     again = ev.score(model, tok).per_task
     assert again == first  # nothing of the other model's responses leaked into the reused requests
     assert other != first
+
+
+@pytest.mark.parametrize("engine", ["hf", "mergekit_evo"])
+def test_nan_weights_fail_the_score_with_a_reason(math_model, engine: str) -> None:
+    import copy
+
+    model, tok = math_model
+    broken = copy.deepcopy(model)
+    with torch.no_grad():
+        broken.model.layers[0].mlp.down_proj.weight.fill_(float("nan"))
+    with pytest.raises(Exception, match="non-finite logits"):
+        FitnessEvaluator(_spec(engine, limit=4)).score(broken, tok)
+    assert FitnessEvaluator(_spec(engine, limit=4)).score(model, tok).score >= 0.0
