@@ -26,7 +26,7 @@ def _soak_module():
 def test_three_kills_lose_nothing(tmp_path):
     soak = _soak_module()
     res = soak.soak(
-        tmp_path, kills=3, trials=10, limit=4, seed=1, min_delay=6.0, max_delay=15.0,
+        tmp_path, kills=3, trials=80, limit=4, seed=1, min_delay=6.0, max_delay=15.0,
         log=lambda s: None,
     )  # fmt: skip
     assert res["violations"] == []
