@@ -12,6 +12,7 @@ through this process, prefixed with the GPU.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -74,6 +75,28 @@ def die_with_parent() -> None:
         return
     if os.getppid() != int(parent):  # it died before we asked
         os._exit(1)
+
+
+_TRIAL = re.compile(
+    r"^trial\s+(?P<n>\d+)\s+(?:fitness\s+(?P<f>\S+)\s+best\s+(?P<b>\S+)(?P<star>\s+\*)?"
+    r"|FAILED)(?:.*\((?P<s>[\d.]+) s\))?"
+)
+
+
+def relayed(label: str, line: str) -> str:
+    """A child's output line, prefixed; its trial lines stay trial lines (a progress bar over
+    the study's budget counts them)."""
+    from mergekit_evo.search.events import TrialLine
+
+    text = f"[{label}] {line}"
+    m = _TRIAL.match(line)
+    if m is None:
+        return text
+    fitness = float(m["f"]) if m["f"] else None
+    return TrialLine(
+        text, number=int(m["n"]), fitness=fitness, best=float(m["b"]) if m["b"] else None,
+        improved=bool(m["star"]), seconds=float(m["s"]) if m["s"] else 0.0,
+    )  # fmt: skip
 
 
 class Fleet:
@@ -160,7 +183,7 @@ class Fleet:
     def _relay(self, label: str, proc: subprocess.Popen[str]) -> None:
         assert proc.stdout is not None
         for line in proc.stdout:
-            self.log(f"[{label}] {line.rstrip()}")
+            self.log(relayed(label, line.rstrip()))
         rc = proc.wait()
         if rc < 0:
             self.log(

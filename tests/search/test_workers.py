@@ -183,3 +183,20 @@ def test_gpus_pin_one_gpu_per_process(monkeypatch):
     assert fleet.child_env(1)["MERGEKIT_EVO_PARENT_PID"] == str(os.getpid())
     cpu = Fleet.on_cpu(3).child_env(2)
     assert cpu.get("CUDA_VISIBLE_DEVICES") == os.environ.get("CUDA_VISIBLE_DEVICES")
+
+
+def test_child_trial_lines_stay_trial_lines():
+    """The parent's progress bar counts the children's trials too."""
+    from mergekit_evo.search.events import TrialLine
+    from mergekit_evo.search.fleet import relayed
+
+    ok = relayed("gpu 1", "trial    12  fitness 0.7100  best 0.7200  *  (1.3 s)")
+    assert (
+        isinstance(ok, TrialLine)
+        and ok == "[gpu 1] trial    12  fitness 0.7100  best 0.7200  *  (1.3 s)"
+    )
+    assert (ok.number, ok.fitness, ok.best, ok.improved, ok.seconds) == (12, 0.71, 0.72, True, 1.3)
+    bad = relayed("gpu 1", "trial     3  FAILED  ValueError: x  (0.4 s)")
+    assert isinstance(bad, TrialLine) and bad.fitness is None and not bad.improved
+    other = relayed("gpu 1", "stop (ps): budget: 20 trials done (max_trials 20)")
+    assert not isinstance(other, TrialLine) and other.startswith("[gpu 1] stop")
