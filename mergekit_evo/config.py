@@ -262,6 +262,8 @@ class SearchConfig(_Strict):
     study_name: str = "mergekit-evo"  # distinct per search when several share one database
     dtype: Literal["float32", "float16", "bfloat16"] = "float32"
     merge_seed: int = 0  # MergeKit --random-seed for randomized methods (DARE)
+    # run a model folder's own Python code (transformers' trust_remote_code): off unless asked
+    trust_remote_code: bool = False
     device: str = "cpu"
     # where candidates are built: "memory" (sources resident, PS merged in place, DFS routed),
     # "disk" (MergeKit writes each candidate, then it is loaded), "auto" (memory on CUDA)

@@ -60,7 +60,9 @@ def preflight(cfg: SearchConfig, *, tokenizers: bool = True) -> None:
     for path, fields in folders.items():
         if not os.path.isdir(path):  # a hub id: nothing local to read
             continue
-        hf, problems = check_model_folder(path, tokenizer=tokenizers)
+        hf, problems = check_model_folder(
+            path, tokenizer=tokenizers, trust_remote_code=cfg.trust_remote_code
+        )
         errors += [(fields[0], p) for p in problems]
         if hf is not None:
             configs[path] = hf
@@ -108,14 +110,14 @@ def _exist(cfg: SearchConfig, folders: dict[str, list[str]]) -> list[tuple[str, 
 
 
 def check_model_folder(
-    path: str, tokenizer: bool = True
+    path: str, tokenizer: bool = True, trust_remote_code: bool = False
 ) -> tuple[dict[str, Any] | None, list[str]]:
     """(its config.json as a dict, or None; the problems found), reading no weights."""
     problems: list[str] = []
     hf = _read_config_json(Path(path), problems)
     problems += check_weights(Path(path))
     if tokenizer and not problems:
-        problems += _check_tokenizer(path)
+        problems += _check_tokenizer(path, trust_remote_code)
     return hf, problems
 
 
@@ -214,11 +216,11 @@ def safetensors_problem(path: Path) -> str | None:
     return None
 
 
-def _check_tokenizer(path: str) -> list[str]:
+def _check_tokenizer(path: str, trust_remote_code: bool = False) -> list[str]:
     try:
         from transformers import AutoTokenizer
 
-        AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+        AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     except Exception as e:  # any failure is the user's folder, reported in one line
         msg = " ".join(str(e).split())[:200]
         return [f"tokenizer does not load from {path!r} ({type(e).__name__}: {msg})"]

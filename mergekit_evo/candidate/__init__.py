@@ -8,10 +8,12 @@ from mergekit_evo.candidate.disk import DiskCandidateBuilder
 __all__ = ["Candidate", "CandidateBuilder", "DiskCandidateBuilder", "make_builder"]
 
 
-def make_builder(kind: str, device: str, dtype: str, random_seed: int) -> CandidateBuilder:
+def make_builder(
+    kind: str, device: str, dtype: str, random_seed: int, trust_remote_code: bool = False
+) -> CandidateBuilder:
     """``memory`` (or ``auto`` on CUDA): :class:`ResidentCandidateBuilder`; else on disk."""
     if kind == "memory" or (kind == "auto" and device.startswith("cuda")):
         from mergekit_evo.candidate.resident import ResidentCandidateBuilder
 
-        return ResidentCandidateBuilder(device=device, dtype=dtype, random_seed=random_seed)
-    return DiskCandidateBuilder(device=device, dtype=dtype, random_seed=random_seed)
+        return ResidentCandidateBuilder(device, dtype, random_seed, trust_remote_code)
+    return DiskCandidateBuilder(device, dtype, random_seed, trust_remote_code)

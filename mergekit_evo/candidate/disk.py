@@ -19,10 +19,17 @@ _DTYPES = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat16"}
 class DiskCandidateBuilder(CandidateBuilder):
     """MergeKit on disk + ``AutoModelForCausalLM.from_pretrained``."""
 
-    def __init__(self, device: str = "cpu", dtype: str = "float32", random_seed: int = 0) -> None:
+    def __init__(
+        self,
+        device: str = "cpu",
+        dtype: str = "float32",
+        random_seed: int = 0,
+        trust_remote_code: bool = False,
+    ) -> None:
         self.device = device
         self.dtype = dtype
         self.random_seed = random_seed
+        self.trust_remote_code = trust_remote_code
 
     def merge_options(self) -> Any:
         from mergekit.options import MergeOptions
@@ -35,6 +42,7 @@ class DiskCandidateBuilder(CandidateBuilder):
             write_model_card=False,
             quiet=True,
             lazy_unpickle=False,
+            trust_remote_code=self.trust_remote_code,
         )
 
     def merge(self, recipe: dict[str, Any], out: Path) -> Path:
@@ -67,10 +75,11 @@ class DiskCandidateBuilder(CandidateBuilder):
         import torch
         import transformers
 
+        trust = self.trust_remote_code
         model = transformers.AutoModelForCausalLM.from_pretrained(
-            model_path, dtype=getattr(torch, _DTYPES[self.dtype])
+            model_path, dtype=getattr(torch, _DTYPES[self.dtype]), trust_remote_code=trust
         )
         model.to(self.device)
         model.eval()
-        tok = transformers.AutoTokenizer.from_pretrained(model_path)
+        tok = transformers.AutoTokenizer.from_pretrained(model_path, trust_remote_code=trust)
         return Candidate(model=model, tokenizer=tok, path=None)

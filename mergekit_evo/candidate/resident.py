@@ -39,11 +39,18 @@ class InMemoryUnsupported(ValueError):
 class ResidentCandidateBuilder(CandidateBuilder):
     """Sources resident once on ``device``; candidates written into them, never to disk."""
 
-    def __init__(self, device: str = "cuda", dtype: str = "bfloat16", random_seed: int = 0) -> None:
+    def __init__(
+        self,
+        device: str = "cuda",
+        dtype: str = "bfloat16",
+        random_seed: int = 0,
+        trust_remote_code: bool = False,
+    ) -> None:
         self.device = device
         self.dtype = dtype
         self.random_seed = random_seed
-        self.disk = DiskCandidateBuilder(device=device, dtype=dtype, random_seed=random_seed)
+        self.trust_remote_code = trust_remote_code
+        self.disk = DiskCandidateBuilder(device, dtype, random_seed, trust_remote_code)
         self._sources: dict[str, Any] = {}  # absolute path -> HF model on the device
         self._tokenizers: dict[str, Any] = {}
         self._working: Any = None  # the model PS candidates are written into
@@ -65,7 +72,10 @@ class ResidentCandidateBuilder(CandidateBuilder):
             import transformers
 
             model = transformers.AutoModelForCausalLM.from_pretrained(
-                key, dtype=self._torch_dtype(), device_map=self.device
+                key,
+                dtype=self._torch_dtype(),
+                device_map=self.device,
+                trust_remote_code=self.trust_remote_code,
             )
             model.eval()
             model.requires_grad_(False)
@@ -77,7 +87,9 @@ class ResidentCandidateBuilder(CandidateBuilder):
         if tok is None:
             import transformers
 
-            tok = transformers.AutoTokenizer.from_pretrained(path)
+            tok = transformers.AutoTokenizer.from_pretrained(
+                path, trust_remote_code=self.trust_remote_code
+            )
             self._tokenizers[path] = tok
         return tok
 
@@ -87,7 +99,10 @@ class ResidentCandidateBuilder(CandidateBuilder):
 
             self._working = None
             model = transformers.AutoModelForCausalLM.from_pretrained(
-                path, dtype=self._torch_dtype(), device_map=self.device
+                path,
+                dtype=self._torch_dtype(),
+                device_map=self.device,
+                trust_remote_code=self.trust_remote_code,
             )
             model.eval()
             model.requires_grad_(False)
@@ -160,7 +175,12 @@ class ResidentCandidateBuilder(CandidateBuilder):
         out_ref = config.base_model or config.models[0].model
         out_path = str(out_ref.model.path)
         model = self._working_model(out_path)
-        options = MergeOptions(random_seed=self.random_seed, quiet=True, device=self.device)
+        options = MergeOptions(
+            random_seed=self.random_seed,
+            quiet=True,
+            device=self.device,
+            trust_remote_code=self.trust_remote_code,
+        )
         compute = dtype_from_name(config.dtype) if config.dtype else None
         devices = [torch.device(self.device)] if self.device.startswith("cuda") else []
         with torch.no_grad(), torch.random.fork_rng(devices=devices):

@@ -107,6 +107,11 @@ _common = [
     ),
     click.option("--seed", type=int, default=None, help="Override optimizer.seed."),
     click.option(
+        "--trust-remote-code",
+        is_flag=True,
+        help="Run the Python code model folders ship (off by default: only for folders you trust).",
+    ),
+    click.option(
         "--save-champion", is_flag=True, help="Keep the champion's weights in RUN_DIR/champion."
     ),
 ]
@@ -177,6 +182,7 @@ def search_command(
     device: str | None,
     storage: str | None,
     seed: int | None,
+    trust_remote_code: bool,
     save_champion: bool,
     quiet: bool,
     verbose: bool,
@@ -189,7 +195,13 @@ def search_command(
     """
     fleet = _fleet(gpus, workers)
     device = _device(device, gpus)
-    overrides = dict(max_trials=max_trials, device=device, storage=storage, seed=seed)
+    overrides = dict(
+        max_trials=max_trials,
+        device=device,
+        storage=storage,
+        seed=seed,
+        trust_remote_code=trust_remote_code,
+    )
     if (config is None) == (recipe is None):
         raise click.UsageError("give either CONFIG or --from-recipe RECIPE.yml (not both)")
     if config is None and not tasks:

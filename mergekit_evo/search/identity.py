@@ -16,7 +16,15 @@ from mergekit_evo.config import ConfigError, SearchConfig
 from mergekit_evo.search.rundir import RunDir
 
 #: config fields that may change between runs of one search (everything else must match)
-MUTABLE = ("budget", "storage", "device", "candidates", "report", "baselines")
+MUTABLE = (
+    "budget",
+    "storage",
+    "device",
+    "candidates",
+    "report",
+    "baselines",
+    "trust_remote_code",
+)
 
 #: config sections a mode never reads: a change there (e.g. a new DFS default) is no new search
 UNUSED_BY_MODE = {"ps": ("dfs", "ps_dfs"), "dfs": ("ps", "ps_dfs"), "ps_dfs": ()}
@@ -29,9 +37,12 @@ def apply_overrides(
     device: str | None = None,
     storage: str | None = None,
     seed: int | None = None,
+    trust_remote_code: bool | None = None,
 ) -> SearchConfig:
     """CLI flags win over the config file."""
     upd: dict[str, Any] = {}
+    if trust_remote_code:
+        upd["trust_remote_code"] = True
     if max_trials is not None:
         upd["budget"] = cfg.budget.model_copy(update={"max_trials": max_trials})
     if device is not None:

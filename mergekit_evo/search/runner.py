@@ -106,8 +106,9 @@ class Search:
         ``candidates: auto`` builds in accelerator memory on CUDA, on disk elsewhere."""
         from mergekit_evo.candidate import make_builder
 
+        cfg = self.cfg
         return make_builder(
-            self.cfg.candidates, self.cfg.device, self.cfg.dtype, self.cfg.merge_seed
+            cfg.candidates, cfg.device, cfg.dtype, cfg.merge_seed, cfg.trust_remote_code
         )
 
     def prepare(self) -> None:

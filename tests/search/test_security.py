@@ -74,6 +74,13 @@ def test_remote_code_in_a_model_folder_is_not_run(family, tmp_path):
     with pytest.raises(ConfigError, match="models.math: tokenizer does not load"):
         preflight(load_search_config(tmp_path / "c.yml"))
     assert not marker.exists()
+    # the user's explicit consent (config key, or --trust-remote-code) runs it
+    from mergekit_evo.search.identity import apply_overrides
+
+    trusted = apply_overrides(load_search_config(tmp_path / "c.yml"), trust_remote_code=True)
+    assert trusted.trust_remote_code
+    preflight(trusted)
+    assert marker.exists()
 
 
 def test_names_in_a_config_cannot_write_outside_run_dir(family, tmp_path, monkeypatch):
