@@ -58,7 +58,9 @@ def test_remote_code_in_a_model_folder_is_not_run(family, tmp_path):
     marker = tmp_path / "ran"
     (evil / "tokenization_evil.py").write_text(
         f"open({str(marker)!r}, 'w').write('remote code ran')\n"
-        "from transformers import PreTrainedTokenizerFast as EvilTokenizer\n"
+        "from transformers import PreTrainedTokenizerFast\n"
+        "class EvilTokenizer(PreTrainedTokenizerFast):\n"
+        "    pass\n"
     )
     tok_cfg = json.loads((evil / "tokenizer_config.json").read_text())
     tok_cfg["auto_map"] = {"AutoTokenizer": [None, "tokenization_evil.EvilTokenizer"]}
@@ -74,7 +76,9 @@ def test_remote_code_in_a_model_folder_is_not_run(family, tmp_path):
     with pytest.raises(ConfigError, match="models.math: tokenizer does not load"):
         preflight(load_search_config(tmp_path / "c.yml"))
     assert not marker.exists()
-    # the user's explicit consent (config key, or --trust-remote-code) runs it
+    # the user's explicit consent (config key, or --trust-remote-code) runs it. EvilTokenizer is
+    # a subclass: loading remote code marks its class for AutoTokenizer, which must not be
+    # transformers' own PreTrainedTokenizerFast (every later save_pretrained would break)
     from mergekit_evo.search.identity import apply_overrides
 
     trusted = apply_overrides(load_search_config(tmp_path / "c.yml"), trust_remote_code=True)
