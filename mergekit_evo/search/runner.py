@@ -348,17 +348,17 @@ class Search:
             stage, b = name, best_trial(study)
         recipe = b.user_attrs.get("recipe") if b else None
         champion = float(b.user_attrs["fitness"]) if b else None
+        summary = dict(
+            mode=self.cfg.mode,
+            baseline=baseline,
+            ps_best=ps_best,
+            dfs_best=dfs_best,
+            champion=champion,
+            champion_trial=b.number if b else None,
+            stop_reasons=stop_reasons,
+        )
         if not self.leader:  # the search process writes the run's results
-            metrics = build_metrics(
-                mode=self.cfg.mode,
-                baseline=baseline,
-                ps_best=ps_best,
-                dfs_best=dfs_best,
-                champion=champion,
-                champion_trial=b.number if b else None,
-                n_trials=trial_counts(studies),
-                stop_reasons=stop_reasons,
-            )
+            metrics = build_metrics(**summary, n_trials=trial_counts(studies))
             return SearchResult(self.rundir.root, recipe, metrics, None)
         if self.two_stage and (ps := best_trial(studies[0][1])) is not None:
             # another process may have written ps_best.yml last with an older best
@@ -377,16 +377,7 @@ class Search:
         report = self.report(recipe) if self.cfg.report is not None and recipe else None
         rows = trial_rows(studies)
         metrics = build_metrics(
-            mode=self.cfg.mode,
-            baseline=baseline,
-            ps_best=ps_best,
-            dfs_best=dfs_best,
-            champion=champion,
-            champion_trial=b.number if b else None,
-            n_trials=trial_counts(studies),
-            stop_reasons=stop_reasons,
-            report=report,
-            start=start_fitness(rows),
+            **summary, n_trials=trial_counts(studies), report=report, start=start_fitness(rows)
         )
         if rebuilt is not None:
             metrics["champion_rebuilt_fitness"] = rebuilt
