@@ -22,8 +22,9 @@ def zoo_command() -> None:
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
-    "--design", type=click.Choice(["verbs", "lang"]), default="verbs", show_default=True,
-    help="verbs: MATH + a source that knows 8 new verbs; lang: MATH + the invented language L.",
+    "--design", type=click.Choice(["verbs", "lang", "paths"]), default="verbs", show_default=True,
+    help="verbs: MATH + a source that knows 8 new verbs; lang: MATH + the invented language L; "
+    "paths: verbs with MATH's skill in its layers only (the DFS zoo, docs/zoo-design.md).",
 )  # fmt: skip
 @click.option(
     "--size", type=click.Choice(["tiny", "cpu", "gpu"]), default="cpu", show_default=True,

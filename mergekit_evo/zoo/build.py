@@ -172,7 +172,7 @@ def _build(
         model.load_state_dict(base.state_dict())
         losses = finetune(
             model, encode_pairs(pairs, encode, special["eos"]), preset, seed + 1 + i,
-            special["pad"], device, log, name, source.body_lr_scale,
+            special["pad"], device, log, name, source.body_lr_scale, source.frozen,
         )  # fmt: skip
         ft_losses[name] = losses[-1]
         _save(model, tokenizer, out / name)

@@ -13,10 +13,16 @@ Why two designs (measurements in ``docs/zoo-design.md``):
   of it, so its knowledge sits mostly in the new verbs' embedding rows, which MATH never
   touches. Fully fine-tuned at 458k parameters, VERBS rewrote the circuits MATH relies on, and
   no merge beat MATH alone (docs/zoo-design.md).
+- ``paths`` (issue 13): ``verbs`` with MATH fine-tuned in its transformer layers only (input
+  embeddings, final norm and head frozen at the base's). A DFS model takes embeddings, norm and
+  head from model A, so with A = VERBS and a path through MATH's layers it reads the new verbs
+  and chains the steps; with MATH's own embeddings and head (``verbs``), no path can read them.
+  Every design tried for a layer path that no weight merge reaches is in docs/zoo-design.md.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,6 +51,7 @@ class Source:
     make: Examples
     description: str
     body_lr_scale: float = 1.0  # see train.finetune: < 1 puts the change into the embeddings
+    frozen: tuple[str, ...] = ()  # train.FREEZABLE parts kept at the base's values
 
 
 @dataclass(frozen=True)
@@ -152,5 +159,21 @@ VERBS = ZooDesign(
     },  # fmt: skip
 )
 
-DESIGNS: dict[str, ZooDesign] = {d.name: d for d in (VERBS, LANG)}
+PATHS = dataclasses.replace(
+    VERBS,
+    name="paths",
+    target=VERBS.target + "; MATH's skill sits in its transformer layers, VERBS' in its "
+    "embedding rows",
+    sources={
+        "math": Source(
+            _math_known,
+            "two-step word problems with known verbs (transformer layers only: input "
+            "embeddings, final norm and head frozen)",
+            frozen=("embeddings", "head"),
+        ),
+        "verbs": VERBS.sources["verbs"],
+    },
+)
+
+DESIGNS: dict[str, ZooDesign] = {d.name: d for d in (VERBS, LANG, PATHS)}
 DEFAULT_DESIGN = "verbs"

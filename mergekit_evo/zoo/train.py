@@ -18,6 +18,23 @@ from mergekit_evo.zoo.sizes import ZooSize
 
 Log = Callable[[str], None]
 
+#: Parts of a Llama causal LM a fine-tune can keep frozen (``Source.frozen``).
+FREEZABLE = ("embeddings", "head")
+
+
+def frozen_parameters(model: torch.nn.Module, parts: Sequence[str]) -> list[torch.nn.Parameter]:
+    """The parameters of ``parts``: input embeddings; final norm and output head."""
+    unknown = set(parts) - set(FREEZABLE)
+    if unknown:
+        raise ValueError(f"unknown frozen parts {sorted(unknown)}; valid: {list(FREEZABLE)}")
+    out: list[torch.nn.Parameter] = []
+    if "embeddings" in parts:
+        out.append(model.get_input_embeddings().weight)
+    if "head" in parts:
+        out += list(model.get_output_embeddings().parameters())
+        out += list(model.model.norm.parameters())
+    return out
+
 
 def make_model(size: ZooSize, vocab_size: int, seed: int, special_ids: dict[str, int]):
     """A freshly initialised Llama causal LM (float32)."""
@@ -147,11 +164,14 @@ def finetune(
     log: Log = print,
     tag: str = "ft",
     body_lr_scale: float = 1.0,
+    frozen: Sequence[str] = (),
 ) -> list[float]:
     """Supervised fine-tuning with the loss on answer tokens only (prompt and padding masked).
 
     ``body_lr_scale`` < 1 trains the input embeddings faster than the rest (0: embeddings only,
-    the first stage of adapting a model to new vocabulary)."""
+    the first stage of adapting a model to new vocabulary). ``frozen`` parts
+    (:data:`FREEZABLE`) keep the base's values exactly: AdamW skips parameters without a
+    gradient, weight decay included."""
     gen = torch.Generator().manual_seed(seed)
 
     def batches(step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -168,7 +188,14 @@ def finetune(
             mask[r, :n] = 1
         return ids, mask, labels
 
-    return _run(
-        model, batches, size.ft_steps, size.ft_lr, size.warmup_frac, device, log, tag,
-        body_lr_scale,
-    )  # fmt: skip
+    fixed = frozen_parameters(model, frozen)
+    for p in fixed:
+        p.requires_grad_(False)
+    try:
+        return _run(
+            model, batches, size.ft_steps, size.ft_lr, size.warmup_frac, device, log, tag,
+            body_lr_scale,
+        )  # fmt: skip
+    finally:
+        for p in fixed:
+            p.requires_grad_(True)
