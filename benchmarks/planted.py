@@ -1,11 +1,15 @@
 """Planted-recipe benchmark (issue 5): can the search recover a recipe whose optimum is known?
 
     python benchmarks/planted.py [--quick] [--seeds 0,1] [--jobs 2] [--root DIR]
+    python benchmarks/planted.py --kinds dfs_random --merge-into docs/planted.json ...
 
-Builds the planted PS, DFS and PS+DFS problems (``mergekit_evo.planted``), checks that the
-planted recipe beats its neighbours on the sampled-text fitness, runs the project's search on
-each (and pycma with MergeKit's ``mergekit-evolve`` settings on the PS problem, same budget),
-and writes ``docs/planted.md`` and ``docs/planted.json``.
+Builds the planted PS, DFS and PS+DFS problems (``mergekit_evo.planted``) and the DFS problems
+with random paths (``dfs_r<seed>``, seeds ``--random-dfs``, by default the fixed
+``recipes.RANDOM_DFS_SEEDS``), checks that the planted recipe beats its neighbours on the
+sampled-text fitness, runs the project's search on each (and pycma with MergeKit's
+``mergekit-evolve`` settings on the PS problem, same budget), and writes ``docs/planted.md`` and
+``docs/planted.json``.  ``--merge-into`` keeps the runs of an existing planted.json and replaces
+(or adds) only the rows of the kinds run now.
 """
 
 from __future__ import annotations
@@ -24,9 +28,46 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from mergekit_evo.planted import recipes  # light (no torch): plans, paths, kinds
+
 REPO = Path(__file__).resolve().parent.parent
 FULL = {"ps": 100, "dfs": 600, "ps_dfs": 600}
 QUICK = {"ps": 40, "dfs": 60, "ps_dfs": 60}
+
+
+def mode_of(kind: str) -> str:
+    """Search mode of a kind: a ``dfs_r<seed>`` problem is a DFS problem (budget, goal)."""
+    return "dfs" if recipes.random_seed_of(kind) is not None else kind
+
+
+def random_kinds(runs: list[dict[str, Any]]) -> list[str]:
+    """The ``dfs_r<seed>`` kinds among ``runs`` (or landscape rows), by seed."""
+    kinds = {r["kind"] for r in runs if recipes.random_seed_of(r["kind"]) is not None}
+    return sorted(kinds, key=lambda k: recipes.random_seed_of(k) or 0)
+
+
+def expand_kinds(spec: str, random_seeds: list[int]) -> list[str]:
+    """``--kinds``: names, ``dfs_random`` standing for ``dfs_r<seed>`` of each random seed."""
+    out: list[str] = []
+    for k in (k.strip() for k in spec.split(",")):
+        names = [recipes.random_kind(s) for s in random_seeds] if k == "dfs_random" else [k]
+        out += [n for n in names if n and n not in out]
+    for k in out:
+        if k not in ("ps", "dfs", "ps_dfs") and recipes.random_seed_of(k) is None:
+            raise SystemExit(f"unknown kind {k!r}: ps, dfs, ps_dfs, dfs_random or dfs_r<seed>")
+    return out
+
+
+def plan_text(kind: str) -> str:
+    """A random plan in words: path, slots and scales."""
+    seed = recipes.random_seed_of(kind)
+    assert seed is not None
+    plan = recipes.random_dfs_plan(seed)
+    (_, w_ab), (w_ba, _) = plan.scales
+    return (
+        f"`{kind}` = path {recipes.path_names(plan)} (slots {', '.join(map(str, plan.slots))}), "
+        f"scales [[1.0, {w_ab}], [{w_ba}, 1.0]]"
+    )
 
 
 def _quiet() -> None:
@@ -103,17 +144,15 @@ def run_job(
 
 def neighbours(problem: Any) -> list[tuple[str, dict[str, Any]]]:
     """Recipes one step from the planted one: weights +-0.05, each slot flipped, scales +-0.1."""
-    from mergekit_evo.planted import recipes
-
     out: list[tuple[str, dict[str, Any]]] = []
     planted = problem.recipe
-    if problem.kind in ("ps", "ps_dfs"):
+    if problem.mode in ("ps", "ps_dfs"):
         for i in range(len(recipes.PS_WEIGHTS)):
             for d in (-0.05, 0.05):
                 r = copy.deepcopy(planted)
                 r["models"][i]["parameters"]["weight"] += d
                 out.append((f"w{i + 1} {d:+.2f}", r))
-    if problem.kind in ("dfs", "ps_dfs"):
+    if problem.mode in ("dfs", "ps_dfs"):
         plan = problem.plan
         for t in range(plan.T):
             r = copy.deepcopy(planted)
@@ -234,6 +273,25 @@ def verdicts(runs: list[dict[str, Any]]) -> list[tuple[str, bool, str]]:
                     f"; gap % {_f([r['champion']['gap_pct'] for r in rs], 2)}{extra}",
                 )
             )
+    for kind in random_kinds(runs):
+        rs = sel(kind)
+        if not rs:
+            continue
+        agr = [r["champion"]["slot_agreement"] for r in rs]
+        ok = all(a is not None and a >= SLOT_TOL for a in agr)
+        out.append(
+            (
+                f"DFS, random path {plan_text(kind)}, out of sample (seed fixed before any run, "
+                f"polish not tuned on it): path slot agreement >= {int(SLOT_TOL * 100)}%",
+                ok,
+                f"slot agreement per seed {_f(agr, 3)}; exact path "
+                f"{_f([r['champion']['path_equal'] for r in rs])}; gap % "
+                f"{_f([r['champion']['gap_pct'] for r in rs], 2)}; used scales max |error| "
+                f"{_f([r['champion']['scale_max_abs_error'] for r in rs], 3)}; evaluations "
+                f"{_f([r['evaluations'] for r in rs])}, to goal "
+                f"{_f([r['evals_to_goal'] for r in rs])}",
+            )
+        )
     base = sel("ps", "mergekit-cma")
     if ps and base:
         pairs = []
@@ -265,11 +323,19 @@ def write_report(data: dict[str, Any], md: Path, js: Path) -> None:
     js.write_text(json.dumps(data, indent=2) + "\n")
     runs = data["runs"]
     dfs_default = DFSConfig(**data.get("dfs_defaults", {}))  # the defaults the runs used
+    rks = random_kinds(runs + data["landscape"])
     lines = [
         "# Planted-recipe benchmark (issue 5)",
         "",
         f"Generated by `{data['command']}` on {data['date']} ({data['machine']}); "
-        f"this invocation took {data['wall_s'] / 60:.1f} min, the runs' own wall times sum to "
+        f"this invocation took {data['wall_s'] / 60:.1f} min"
+        + "".join(
+            f"; then the rows of {', '.join(m['kinds'])} were (re)run by `{m['command']}` on "
+            f"{m['date']} ({m['machine']}, {m['wall_s'] / 60:.1f} min) and merged in (other "
+            "rows kept)"
+            for m in data.get("merged", [])
+        )
+        + f"; the runs' own wall times sum to "
         f"{sum(r['seconds'] for r in data['runs']) / 60:.1f} min (searches resume finished run "
         "directories, see notes). Numbers: `docs/planted.json`.",
         "",
@@ -283,7 +349,15 @@ def write_report(data: dict[str, Any], md: Path, js: Path) -> None:
         "PS = `task_arithmetic` with weights (0.35, 0.8) for (ft1, ft2); DFS = `dfs` over A = ft1, "
         "B = ft2, repeats 2 (T = 16 slots), path A0 A1 B1 B2 A2 A3, scales "
         "[[1.0, 0.6], [1.5, 1.0]]; PS+DFS = `ps_dfs` with the PS merge as A and ft2 as B, path "
-        "ps0 ps1 B2 ps2 ps3, scales [[1.0, 0.8], [1.25, 1.0]] (W[B][B] unused by that path).",
+        "ps0 ps1 B2 ps2 ps3, scales [[1.0, 0.8], [1.25, 1.0]] (W[B][B] unused by that path)."
+        + (
+            " Random DFS paths (issue 13; same A, B and repeats; seeds fixed before any run, "
+            "not tuned on; drawing rules in the notes): "
+            + "; ".join(plan_text(k) for k in rks)
+            + "."
+            if rks
+            else ""
+        ),
         f"- **Fitness**: an lm-eval `loglikelihood_rolling` task over {data['settings']['n_texts']}"
         f" texts of {data['settings']['n_tokens']} tokens sampled from the target at temperature "
         "1 (full softmax, fixed seed); metric `loglik_per_token` (higher is better), scored through"
@@ -387,7 +461,7 @@ def auto_notes(data: dict[str, Any]) -> list[str]:
             "is the best possible outcome."
         )
     for r in runs:
-        if r["kind"] not in ("dfs", "ps_dfs") or not r["optimizer"].startswith("search"):
+        if mode_of(r["kind"]) not in ("dfs", "ps_dfs") or not r["optimizer"].startswith("search"):
             continue
         c = r["champion"]
         last = r["best_trace"][-1][0] if r["best_trace"] else None
@@ -396,12 +470,12 @@ def auto_notes(data: dict[str, Any]) -> list[str]:
         notes.append(
             f"{r['kind']} {r['optimizer']} seed {r['seed']}: champion path "
             f"{' '.join(c['path'] or [])} "
-            f"(planted {PLANTED_PATHS[r['kind']]}), slot agreement {c['slot_agreement']:.3f} "
+            f"(planted {planted_path(r['kind'])}), slot agreement {c['slot_agreement']:.3f} "
             f"({verdict} the 90% goal), fitness gap {c['gap_pct']:.2f}%, scales [{scales}]; "
             f"last improvement at evaluation {last} of {r['evaluations']}."
         )
     if any(
-        r["kind"] == "dfs"
+        mode_of(r["kind"]) == "dfs"
         and (r["champion"]["slot_agreement"] or 0) >= 0.9
         and not r["champion"]["path_equal"]
         for r in runs
@@ -428,7 +502,7 @@ def auto_notes(data: dict[str, Any]) -> list[str]:
             "population 6; the search also spends its first evaluation on x0 itself), so read "
             "this as 'never worse here, sometimes much better', not as a general speed-up."
         )
-    for kind in ("dfs", "ps_dfs"):
+    for kind in ("dfs", "ps_dfs", *random_kinds(runs)):
         base = [r for r in runs if r["kind"] == kind and r["optimizer"] == "search"]
         for v in sorted({r["optimizer"] for r in runs if r["kind"] == kind} - {"search"}):
             rs = [r for r in runs if r["kind"] == kind and r["optimizer"] == v]
@@ -440,6 +514,39 @@ def auto_notes(data: dict[str, Any]) -> list[str]:
                     f"agreement {_mean([r['champion']['slot_agreement'] for r in rs]):.3f} vs "
                     f"{_mean([r['champion']['slot_agreement'] for r in base]):.3f}."
                 )
+    rk = random_kinds(runs)
+    if rk:
+        land = {ls["kind"]: ls for ls in data["landscape"]}
+        parts = []
+        for kind in rk:
+            rs = [r for r in runs if r["kind"] == kind and r["optimizer"] == "search"]
+            ls = land.get(kind)
+            exact = [r["champion"]["path_equal"] for r in rs]
+            parts.append(
+                f"{kind}: planted path {planted_path(kind)}; planted is a local max of the "
+                f"empirical fitness: {_f(ls['planted_is_local_max']) if ls else 'not checked'}"
+                + (f" (smallest drop {ls['smallest_drop']:.4f})" if ls else "")
+                + f"; default search exact path {_f(exact)}"
+            )
+        fails = [
+            k
+            for k in rk
+            for r in runs
+            if r["kind"] == k and r["optimizer"] == "search" and not r["champion"]["path_equal"]
+        ]
+        notes.append(
+            "Random DFS paths (issue 13): drawn by `recipes.random_dfs_plan(seed)` for seeds "
+            "fixed in the code before any run (`RANDOM_DFS_SEEDS`); the polish's move set was "
+            "not changed for them. "
+            + "; ".join(parts)
+            + (
+                ". The default search found every random path exactly, so the move set stays "
+                "as it is."
+                if not fails
+                else f". The default search misses the path of {', '.join(sorted(set(fails)))}"
+                " (numbers above); this is reported, not tuned away."
+            )
+        )
     notes += data.get("static_notes", [])
     notes.append(
         "Wall times are on a shared 2-core CPU with other work running and "
@@ -452,7 +559,25 @@ def _mean(xs: list[float]) -> float:
     return sum(xs) / len(xs)
 
 
-PLANTED_PATHS = {"dfs": "A0 A1 B1 B2 A2 A3", "ps_dfs": "ps0 ps1 B2 ps2 ps3"}
+PLANTED_PATHS = {
+    "dfs": "A0 A1 B1 B2 A2 A3",
+    "ps_dfs": "ps0 ps1 B2 ps2 ps3",
+    # the random paths (issue 13), drawn from the fixed seeds
+    **{
+        recipes.random_kind(s): recipes.path_names(recipes.random_dfs_plan(s))
+        for s in recipes.RANDOM_DFS_SEEDS
+    },
+}
+
+
+def planted_path(kind: str) -> str:
+    """The planted path of a DFS kind, in layer names (any ``dfs_r<seed>`` too)."""
+    seed = recipes.random_seed_of(kind)
+    if kind in PLANTED_PATHS:
+        return PLANTED_PATHS[kind]
+    assert seed is not None, kind
+    return recipes.path_names(recipes.random_dfs_plan(seed))
+
 
 STATIC_NOTES = [
     "Why task_arithmetic for PS: it is deterministic, so the planted weights are exactly "
@@ -487,12 +612,19 @@ STATIC_NOTES = [
     "never seen while designing the polish, made by patching `recipes.DFS_PLAN` in a "
     "`sitecustomize.py` and running `benchmarks/planted.py --kinds dfs --seeds 0`: exact path "
     "(slot agreement 1.000), gap -0.00%, used scales within 0.009, 314 evaluations (goal "
-    "reached at 172), 100 s.",
+    "reached at 172), 100 s. Issue 13 replaced such hand checks by the random paths "
+    "(`dfs_r<seed>` rows): paths and scales drawn by `recipes.random_dfs_plan` from seeds "
+    "fixed in the code before any run (`RANDOM_DFS_SEEDS` = "
+    + ", ".join(map(str, recipes.RANDOM_DFS_SEEDS))
+    + "), never changed after seeing results: a length of 4 to 8 layers, uniform slots of the "
+    "16 (canonical encoding), first layer of A, both models used, off-diagonal scales uniform "
+    "in [0.5, 1.5] (diagonal 1.0, as in the hand-made plans).",
     "With `polish_share: 1` the DFS stage is deterministic (CMA-ES is never asked), so the DFS "
     "rows of different seeds are identical by construction; in PS+DFS the seed still changes "
     "the PS stage and so model A. Evidence for the default's robustness is therefore two "
-    "planted problems (DFS and PS+DFS) plus the one out-of-sample path above, not several "
-    "seeds of one.",
+    "planted problems (DFS and PS+DFS) plus the one out-of-sample path above and the random "
+    "paths (`dfs_r<seed>` rows, out of sample), not several seeds of one; their search-cma "
+    "rows, if present, show what CMA-ES alone does on the same paths.",
     "Bug found while building this benchmark (in `mergekit_evo.methods`, fixed by its owner in "
     "commits af768c6/fae4412 while this benchmark ran): a `ps_dfs` merge wrote its PS stage to "
     "a fixed path derived from the output path, and MergeKit's process-wide "
@@ -521,6 +653,62 @@ STATIC_NOTES = [
 ]
 
 
+def check_mergeable(old: dict[str, Any], settings: dict[str, Any], dfs: dict[str, Any]) -> None:
+    """Exit unless ``old`` was made with these problem settings and DFS search defaults.
+
+    A DFS field added since ``old`` was written counts as the same when its default is None
+    (an option that is off, e.g. ``start_path``).
+    """
+    if old.get("settings") != settings:
+        raise SystemExit("--merge-into: the problem settings differ; rerun every kind instead")
+    was = old.get("dfs_defaults", {})
+    diff = {k for k in set(was) | set(dfs) if was.get(k) != dfs.get(k)}
+    diff |= {k for k in set(was) ^ set(dfs) if (was | dfs)[k] is not None}
+    if diff:
+        raise SystemExit(
+            f"--merge-into: DFS search defaults differ ({', '.join(sorted(diff))}); "
+            "rerun every kind instead"
+        )
+
+
+def merge_data(old: dict[str, Any], new: dict[str, Any], kinds: list[str]) -> dict[str, Any]:
+    """``old`` with the runs and landscape rows of ``new`` replacing or added to its own.
+
+    A run is replaced when kind, optimizer and seed match; other runs keep their place.  The
+    header's command, date and wall time stay the first invocation's; ``merged`` lists each
+    merged invocation.  Problem settings and DFS search defaults must be the same, else the
+    rows would not be comparable (rerun everything instead).
+    """
+    check_mergeable(old, new["settings"], new["dfs_defaults"])
+    out = copy.deepcopy(old)
+
+    def key(r: dict[str, Any]) -> tuple[str, str, int]:
+        return (r["kind"], r["optimizer"], r["seed"])
+
+    fresh = {key(r): r for r in new["runs"]}
+    runs = [fresh.pop(key(r), r) for r in old["runs"]]
+    out["runs"] = runs + list(fresh.values())
+    land = {ls["kind"]: ls for ls in new["landscape"]}
+    rows = [land.pop(ls["kind"], ls) for ls in old["landscape"]]
+    out["landscape"] = rows + list(land.values())
+    out["planted"] = {**old.get("planted", {}), **new["planted"]}
+    out["budgets"] = {**old.get("budgets", {}), **new["budgets"]}
+    out["static_notes"] = new["static_notes"]
+    out["merged"] = [
+        *old.get("merged", []),
+        {
+            "command": new["command"],
+            "date": new["date"],
+            "machine": new["machine"],
+            "wall_s": new["wall_s"],
+            "jobs": new["jobs"],
+            "kinds": kinds,
+            "seeds": new["seeds"],
+        },
+    ]
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small budgets, one seed (minutes)")
@@ -530,7 +718,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--jobs", type=int, default=2, help="runs in parallel (processes)")
     ap.add_argument("--root", default=None, help="problem/run folder (default: a temp dir)")
-    ap.add_argument("--kinds", default="ps,dfs,ps_dfs")
+    ap.add_argument(
+        "--kinds",
+        default="ps,dfs,ps_dfs,dfs_random",
+        help="problems: ps, dfs, ps_dfs, dfs_r<seed>; dfs_random = dfs_r<seed> per --random-dfs",
+    )
+    ap.add_argument(
+        "--random-dfs",
+        default=",".join(map(str, recipes.RANDOM_DFS_SEEDS)),
+        help="seeds of the random DFS paths that dfs_random stands for (default: the fixed "
+        "RANDOM_DFS_SEEDS; '' for none)",
+    )
+    ap.add_argument(
+        "--merge-into",
+        default=None,
+        help="an existing planted.json: keep its runs and landscape rows, replace or add those "
+        "run now (same problem settings and DFS defaults required), write the merged docs",
+    )
     ap.add_argument(
         "--variants",
         default="",
@@ -540,7 +744,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--fresh", action="store_true", help="delete search run dirs instead of resuming them"
     )
-    ap.add_argument("--variant-kinds", default="dfs,ps_dfs", help="problems the --variants run on")
+    ap.add_argument(
+        "--variant-kinds",
+        default="dfs,ps_dfs",
+        help="problems the --variants run on (dfs_random allowed)",
+    )
     ap.add_argument("--skip-default", action="store_true", help="run only --variants")
     ap.add_argument("--no-landscape", action="store_true", help="skip the landscape check")
     ap.add_argument("--render", default=None, help="only re-render the docs from this planted.json")
@@ -569,7 +777,14 @@ def main(argv: list[str] | None = None) -> int:
             k, v = kv.split("=")
             budgets[k] = int(v)
     seeds = [int(s) for s in (args.seeds or ("0" if args.quick else "0,1")).split(",")]
-    kinds = [k for k in args.kinds.split(",") if k]
+    random_seeds = [int(s) for s in args.random_dfs.split(",") if s.strip()]
+    kinds = expand_kinds(args.kinds, random_seeds)
+    variant_kinds = expand_kinds(args.variant_kinds, random_seeds)
+    for k in kinds:
+        budgets.setdefault(k, budgets[mode_of(k)])  # dfs_r<seed>: the DFS budget
+    old = json.loads(Path(args.merge_into).read_text()) if args.merge_into else None
+    if old is not None:  # before any run: a mismatch would waste them
+        check_mergeable(old, asdict(ProblemSettings()), DFSConfig().model_dump(mode="json"))
     root = args.root or tempfile.mkdtemp(prefix="planted-")
     t0 = time.monotonic()
     for kind in kinds:
@@ -585,7 +800,7 @@ def main(argv: list[str] | None = None) -> int:
                 jobs.append((kind, "search", seed))
             if kind == "ps" and not args.skip_default:
                 jobs.append((kind, "mergekit-cma", seed))
-            if kind in args.variant_kinds.split(","):
+            if kind in variant_kinds:
                 jobs += [(kind, v, seed) for v in args.variants.split(",") if v]
     ctx = __import__("multiprocessing").get_context("spawn")
     with ProcessPoolExecutor(args.jobs, mp_context=ctx, initializer=_worker_init) as pool:
@@ -628,10 +843,12 @@ def main(argv: list[str] | None = None) -> int:
         "runs": runs,
         "static_notes": STATIC_NOTES,
     }
+    if old is not None:
+        data = merge_data(old, data, kinds)
     data["notes"] = auto_notes(data)
     data["goals"] = [{"goal": g, "holds": ok, "evidence": e} for g, ok, e in verdicts(data["runs"])]
     write_report(data, Path(args.md), Path(args.json))
-    print(f"wrote {args.md} and {args.json} ({data['wall_s'] / 60:.1f} min)")
+    print(f"wrote {args.md} and {args.json} ({time.monotonic() - t0:.0f} s)")
     return 0
 
 

@@ -37,7 +37,8 @@ class Recovery:
 
     def meets_goal(self, kind: str) -> bool:
         """The issue's goals: PS weights + fitness gap; DFS slot agreement; PS+DFS both
-        structural ones (weights and slots; its fitness gap is reported, not required)."""
+        structural ones (weights and slots; its fitness gap is reported, not required).
+        ``kind`` is the problem's mode (a ``dfs_r<seed>`` problem is judged as ``dfs``)."""
         ok = True
         if kind == "ps":
             ok = self.gap_pct <= GAP_TOL_PCT
@@ -55,7 +56,7 @@ def gap_pct(fitness: float, planted: float) -> float:
 def recover(problem: PlantedProblem, recipe: dict[str, Any], fitness: float) -> Recovery:
     """Compare ``recipe`` (a PS, dfs or ps_dfs recipe) with the planted one."""
     rec = Recovery(fitness=fitness, gap_pct=gap_pct(fitness, problem.planted_fitness))
-    if problem.kind in ("ps", "ps_dfs"):
+    if problem.mode in ("ps", "ps_dfs"):
         w = recipes.ps_weights(recipe)
         rec.weights = w
         rec.weight_max_abs_error = max(
@@ -109,7 +110,7 @@ def summarize(
             best = (t.fitness, t)
             trace.append((t.number, t.fitness))
             if first_goal is None:
-                if recover(problem, t.recipe, t.fitness).meets_goal(problem.kind):
+                if recover(problem, t.recipe, t.fitness).meets_goal(problem.mode):
                     first_goal = t.number
     if best is None:
         raise RuntimeError(f"{optimizer} seed {seed}: no completed evaluation")
@@ -129,4 +130,4 @@ def summarize(
 
 def _complete(problem: PlantedProblem, t: Trial) -> bool:
     """A PS+DFS candidate is complete only in the DFS stage (a ``ps_dfs`` recipe)."""
-    return problem.kind != "ps_dfs" or (t.recipe or {}).get("merge_method") == "ps_dfs"
+    return problem.mode != "ps_dfs" or (t.recipe or {}).get("merge_method") == "ps_dfs"

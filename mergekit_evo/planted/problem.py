@@ -9,7 +9,9 @@ Layout under ``root``::
     <kind>/problem.json                      recipe, planted fitness, settings
 
 Kinds: ``ps`` (task_arithmetic weights), ``dfs`` (a path over ft1 -> ft2 with scales) and
-``ps_dfs`` (the PS merge as model A, ft2 as model B).
+``ps_dfs`` (the PS merge as model A, ft2 as model B); ``dfs_r<seed>`` is a DFS problem whose
+path and scales are drawn by :func:`~mergekit_evo.planted.recipes.random_dfs_plan` (its *mode*,
+the search mode and the goal, is ``dfs``).
 """
 
 from __future__ import annotations
@@ -23,8 +25,26 @@ from typing import Any, Literal
 from mergekit_evo.planted import recipes
 from mergekit_evo.planted.models import add_task_vector, make_base
 
-Kind = Literal["ps", "dfs", "ps_dfs"]
-KINDS: tuple[Kind, ...] = ("ps", "dfs", "ps_dfs")
+Mode = Literal["ps", "dfs", "ps_dfs"]
+Kind = str  # a mode, or ``dfs_r<seed>`` (a random DFS plan)
+KINDS: tuple[Mode, ...] = ("ps", "dfs", "ps_dfs")
+
+
+def mode_of(kind: str) -> Mode:
+    """The search mode of a problem kind (``dfs_r<seed>`` is a ``dfs`` problem)."""
+    if kind in KINDS:
+        return kind  # type: ignore[return-value]
+    if recipes.random_seed_of(kind) is not None:
+        return "dfs"
+    raise ValueError(f"unknown planted kind {kind!r}: one of {KINDS} or dfs_r<seed>")
+
+
+def plan_of(kind: str) -> recipes.DFSPlan | None:
+    """The planted DFS plan of a kind (None for ``ps``)."""
+    seed = recipes.random_seed_of(kind)
+    if seed is not None:
+        return recipes.random_dfs_plan(seed)
+    return {"ps": None, "dfs": recipes.DFS_PLAN, "ps_dfs": recipes.PS_DFS_PLAN}[mode_of(kind)]
 
 
 @dataclass(frozen=True)
@@ -58,8 +78,12 @@ class PlantedProblem:
     settings: ProblemSettings = field(default_factory=ProblemSettings)
 
     @property
+    def mode(self) -> Mode:
+        return mode_of(self.kind)
+
+    @property
     def plan(self) -> recipes.DFSPlan | None:
-        return {"ps": None, "dfs": recipes.DFS_PLAN, "ps_dfs": recipes.PS_DFS_PLAN}[self.kind]
+        return plan_of(self.kind)
 
     def fitness_spec(self) -> dict[str, Any]:
         """The :class:`mergekit_evo.fitness.FitnessSpec` fields of this problem."""
@@ -72,7 +96,7 @@ class PlantedProblem:
     def search_config(self, max_trials: int, seed: int, **extra: Any) -> dict[str, Any]:
         """A SearchConfig mapping for the project's search on this problem."""
         cfg: dict[str, Any] = {
-            "mode": self.kind,
+            "mode": self.mode,
             "models": dict(self.models),
             "fitness": {
                 "tasks": [{"name": self.task, "metric": f"{_metric()},none"}],
@@ -84,17 +108,17 @@ class PlantedProblem:
             "dtype": "float32",
             "baselines": False,
         }
-        if self.kind in ("ps", "ps_dfs"):
+        if self.mode in ("ps", "ps_dfs"):
             cfg["base_model"] = self.base
             cfg["ps"] = {"method": "task_arithmetic", "parameters": ["weight"]}
-        if self.kind in ("dfs", "ps_dfs"):
+        if self.mode in ("dfs", "ps_dfs"):
             cfg["dfs"] = {
                 "repeats": recipes.REPEATS,
                 "scales": "compact",
                 "pin_ends": False,
                 "init_scales": "ones",
             }
-        if self.kind == "ps_dfs":
+        if self.mode == "ps_dfs":
             cfg["ps_dfs"] = {"partner": "ft2"}
         for key, value in extra.items():  # one level deep: {"dfs": {"repeats": 3}} keeps the rest
             if isinstance(value, dict) and isinstance(cfg.get(key), dict):
@@ -139,17 +163,23 @@ def build_sources(root: Path, s: ProblemSettings) -> tuple[str, dict[str, str]]:
 
 def planted_recipe(kind: Kind, base: str, models: dict[str, str]) -> dict[str, Any]:
     srcs = [models["ft1"], models["ft2"]]
-    if kind == "ps":
+    mode, plan = mode_of(kind), plan_of(kind)
+    if mode == "ps":
         return recipes.ps_recipe(base, srcs, recipes.PS_WEIGHTS)
-    if kind == "dfs":
-        return recipes.dfs_recipe(models["ft1"], models["ft2"], recipes.DFS_PLAN)
-    return recipes.ps_dfs_recipe(base, srcs, recipes.PS_WEIGHTS, models["ft2"], recipes.PS_DFS_PLAN)
+    assert plan is not None
+    if mode == "dfs":
+        return recipes.dfs_recipe(models["ft1"], models["ft2"], plan)
+    return recipes.ps_dfs_recipe(base, srcs, recipes.PS_WEIGHTS, models["ft2"], plan)
 
 
 def build_problem(
     root: str | os.PathLike[str], kind: Kind, settings: ProblemSettings | None = None
 ) -> PlantedProblem:
-    """Build (or reuse) the problem of ``kind`` under ``root``; scores the planted optimum."""
+    """Build (or reuse) the problem of ``kind`` under ``root``; scores the planted optimum.
+
+    A problem.json is reused only when its settings and its planted recipe are the ones the code
+    gives now (a changed plan rebuilds the target instead of scoring a stale one).
+    """
     import torch
     import transformers
 
@@ -161,14 +191,14 @@ def build_problem(
     root = Path(root).resolve()
     kdir = root / kind
     meta_path = kdir / "problem.json"
+    base, models = build_sources(root, s)
+    recipe = planted_recipe(kind, base, models)
     if meta_path.exists():
         meta = json.loads(meta_path.read_text())
-        if meta.get("settings") == asdict(s):
+        if meta.get("settings") == asdict(s) and meta.get("recipe") == recipe:
             meta["settings"] = s
             meta["root"] = root
             return PlantedProblem(**meta)
-    base, models = build_sources(root, s)
-    recipe = planted_recipe(kind, base, models)
     builder = DiskCandidateBuilder(dtype="float32")
     target_dir = builder.merge(recipe, kdir / "target")
     target = transformers.AutoModelForCausalLM.from_pretrained(str(target_dir), dtype=torch.float32)

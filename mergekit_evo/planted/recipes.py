@@ -14,6 +14,7 @@ the path in the earliest slot after the previous one; ``slot_agreement`` compare
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +60,60 @@ class DFSPlan:
 DFS_PLAN = DFSPlan(slots=(0, 1, 5, 6, 10, 11), scales=((1.0, 0.6), (1.5, 1.0)))
 #: PS+DFS: ps0 ps1 B2 ps2 ps3 (slots 0, 1, 6, 10, 11); w_BB is unused by this path
 PS_DFS_PLAN = DFSPlan(slots=(0, 1, 6, 10, 11), scales=((1.0, 0.8), (1.25, 1.0)), labels=("ps", "B"))
+
+
+#: Seeds of the random DFS plans (issue 13, item 4): chosen before any run (2026-11-30) and
+#: never to be changed after seeing results; the polish's move set is not tuned on these paths.
+RANDOM_DFS_SEEDS: tuple[int, ...] = (1013, 2027)
+#: problem kind of a random plan: ``dfs_r<seed>`` (its own folder, rows and goal line)
+RANDOM_DFS_PREFIX = "dfs_r"
+#: drawing rules of :func:`random_dfs_plan` (fixed with the seeds)
+RANDOM_PATH_LENGTH: tuple[int, int] = (4, 8)
+RANDOM_SCALE_RANGE: tuple[float, float] = (0.5, 1.5)  # inside the search's scale_bounds (0.1, 2)
+
+
+def random_dfs_plan(seed: int) -> DFSPlan:
+    """A DFS plan drawn from ``seed``: a path over A, B (4 layers each, repeats 2, T = 16).
+
+    Draws a length L uniformly in ``RANDOM_PATH_LENGTH``, then L distinct slots of the T
+    uniformly (the path is the slots in order, slot t holding layer t mod M), and redraws until
+    the path starts with a layer of A (model A supplies the embeddings, ``pin_ends`` is off) and
+    uses layers of both models.  The slots are stored in the canonical (earliest-slot) encoding.
+    Scales follow the hand-made plans' convention: diagonal (same-model hops) 1.0, each
+    off-diagonal entry uniform in ``RANDOM_SCALE_RANGE``, rounded to 0.01.  Deterministic per
+    seed (its own ``random.Random``).
+    """
+    rng = random.Random(seed)
+    m, t_slots = 2 * N_LAYERS, 2 * N_LAYERS * REPEATS
+    while True:
+        length = rng.randint(*RANDOM_PATH_LENGTH)
+        slots = sorted(rng.sample(range(t_slots), length))
+        path = [t % m for t in slots]
+        if path[0] >= N_LAYERS or {g // N_LAYERS for g in path} != {0, 1}:
+            continue
+        canon = canonical_slots(path, m, REPEATS)
+        assert canon is not None  # sorted slots of T always fit
+        break
+    lo, hi = RANDOM_SCALE_RANGE
+    w_ab = round(rng.uniform(lo, hi), 2)
+    w_ba = round(rng.uniform(lo, hi), 2)
+    return DFSPlan(slots=tuple(canon), scales=((1.0, w_ab), (w_ba, 1.0)))
+
+
+def random_kind(seed: int) -> str:
+    """Problem kind of the random plan of ``seed``, e.g. ``dfs_r1013``."""
+    return f"{RANDOM_DFS_PREFIX}{seed}"
+
+
+def random_seed_of(kind: str) -> int | None:
+    """The seed of a ``dfs_r<seed>`` kind; None for any other kind."""
+    rest = kind[len(RANDOM_DFS_PREFIX) :] if kind.startswith(RANDOM_DFS_PREFIX) else ""
+    return int(rest) if rest.isdigit() else None
+
+
+def path_names(plan: DFSPlan) -> str:
+    """The plan's path as layer names, e.g. ``A0 A1 B1 B2 A2 A3``."""
+    return " ".join(_names(path_of(plan.indicators(), plan.layer_counts, plan.repeats), plan))
 
 
 def ps_recipe(base: str, models: list[str], weights: tuple[float, ...]) -> dict[str, Any]:

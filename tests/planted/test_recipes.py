@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
 
@@ -59,3 +60,53 @@ def test_ps_weights_reads_both_recipe_forms() -> None:
         ]
     }
     assert recipes.ps_weights(ours) == recipes.ps_weights(genome) == [0.2, 0.7]
+
+
+@pytest.mark.parametrize("seed", [*recipes.RANDOM_DFS_SEEDS, *range(200)])
+def test_random_dfs_plan_is_a_valid_path(seed: int) -> None:
+    plan = recipes.random_dfs_plan(seed)
+    assert plan == recipes.random_dfs_plan(seed)  # deterministic per seed
+    assert plan.T == 16 and plan.repeats == recipes.REPEATS
+    lo, hi = recipes.RANDOM_PATH_LENGTH
+    assert lo <= len(plan.slots) <= hi
+    assert all(0 <= t < plan.T for t in plan.slots)
+    assert list(plan.slots) == sorted(set(plan.slots))
+    path = recipes.path_of(plan.indicators(), plan.layer_counts, plan.repeats)
+    assert recipes.canonical_slots(path, plan.M, plan.repeats) == list(plan.slots)  # canonical
+    assert path[0] < recipes.N_LAYERS  # starts with a layer of A (A supplies the embeddings)
+    assert {g // recipes.N_LAYERS for g in path} == {0, 1}  # uses both models
+    (w_aa, w_ab), (w_ba, w_bb) = plan.scales
+    assert w_aa == w_bb == 1.0
+    s_lo, s_hi = recipes.RANDOM_SCALE_RANGE
+    assert s_lo <= w_ab <= s_hi and s_lo <= w_ba <= s_hi
+
+
+def test_random_dfs_plans_differ_by_seed_and_from_the_hand_made_ones() -> None:
+    plans = [recipes.random_dfs_plan(s) for s in recipes.RANDOM_DFS_SEEDS]
+    assert len({p.slots for p in plans}) == len(plans)
+    assert all(p.slots != recipes.DFS_PLAN.slots for p in plans)
+    assert len({recipes.random_dfs_plan(s).slots for s in range(50)}) > 25  # not a few paths
+
+
+def test_random_kind_names_and_modes() -> None:
+    from mergekit_evo.planted.problem import PlantedProblem, mode_of, plan_of
+
+    kind = recipes.random_kind(1013)
+    assert kind == "dfs_r1013" and recipes.random_seed_of(kind) == 1013
+    assert recipes.random_seed_of("dfs") is None and recipes.random_seed_of("dfs_rx") is None
+    assert mode_of(kind) == "dfs" and mode_of("ps_dfs") == "ps_dfs"
+    assert plan_of(kind) == recipes.random_dfs_plan(1013) and plan_of("dfs") == recipes.DFS_PLAN
+    with pytest.raises(ValueError):
+        mode_of("dfs_random")
+    problem = PlantedProblem(
+        kind=kind,
+        root=Path("/nonexistent"),
+        base="base",
+        models={"ft1": "a", "ft2": "b"},
+        recipe={},
+        task="t",
+        tasks_dir="d",
+        planted_fitness=-1.0,
+    )
+    cfg = problem.search_config(10, 0)
+    assert cfg["mode"] == "dfs" and "base_model" not in cfg and cfg["dfs"]["repeats"] == 2
