@@ -769,7 +769,7 @@ def combine_docs(args: argparse.Namespace) -> dict[str, Any]:
     )
     meta["total_wall_s"] = sum(d["meta"]["total_wall_s"] for d in docs)
     doc = {
-        "title": docs[0].get("title", args.title),
+        "title": args.title,
         "meta": meta,
         "goals": combine_goals(zoos),
         "zoos": zoos,
