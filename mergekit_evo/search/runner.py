@@ -21,6 +21,7 @@ from mergekit_evo.search.baselines import baselines
 from mergekit_evo.search.failures import FAILURE_STOP, SearchFailed, failure_message
 from mergekit_evo.search.identity import apply_overrides, check_same_search
 from mergekit_evo.search.loop import Evaluation, Log, best_trial, run_stage
+from mergekit_evo.search.model_fingerprint import check_same_models, model_fingerprints
 from mergekit_evo.search.outputs import Outputs, trial_counts, write_pareto
 from mergekit_evo.search.recovery import recover_interrupted
 from mergekit_evo.search.rundir import RunDir
@@ -89,15 +90,19 @@ class Search:
         self.two_stage = cfg.mode == "ps_dfs"
         self.started = datetime.now()  # failed trials in a row are counted from here
 
-    def _remembered_storage(self) -> str | None:
-        """A rerun without ``--storage`` resumes where the first run kept its study."""
+    def _remembered(self, key: str) -> Any:
+        """A field of the first run's ``run.json`` (None for a new run directory)."""
         info = self.rundir.run_info
         if not info.exists():
             return None
         try:
-            return json.loads(info.read_text()).get("storage")
+            return json.loads(info.read_text()).get(key)
         except (OSError, ValueError):
             return None
+
+    def _remembered_storage(self) -> str | None:
+        """A rerun without ``--storage`` resumes where the first run kept its study."""
+        return self._remembered("storage")
 
     # -- setup ------------------------------------------------------------------------------
 
@@ -118,6 +123,7 @@ class Search:
 
         preflight(self.cfg)  # model folders, weight headers, tokenizers, spaces: no weights
         check_same_search(self.rundir, self.cfg)
+        check_same_models(self._remembered("models"), self.cfg)
         check_start_recipes(self.cfg)
         self.scorer = make_scorer(self.cfg.fitness, self.cfg.device, fn=self.fitness_fn)
         if self.cfg.report is not None:  # fail now, not after the search, on a bad report task
@@ -142,6 +148,8 @@ class Search:
                     "mode": self.cfg.mode,
                     "merge_seed": self.cfg.merge_seed,
                     "max_trials": {k: budgets[k] for k in self.study_names()},
+                    # the weights the first run scored on; kept on every later start
+                    "models": self._remembered("models") or model_fingerprints(self.cfg),
                 },
             )
         self.storage = make_storage(self.storage_url)
