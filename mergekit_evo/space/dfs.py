@@ -247,8 +247,9 @@ class DFSSpace:
         next or previous repetition (the path keeps its layers in another order); every *swap*
         - a layer replaced by the same-depth layer of another model, in the same repetition.
         Shifts and swaps are two flips at once, which single flips reach only through a worse
-        path in between.  ``step`` is a fraction of the scale bounds' range.  Moves stay inside
-        the range a trial can take (:meth:`VectorSpace.box`); a flip that cannot cross 0 there
+        path in between; run moves (:meth:`_run_moves`) swap or drop several layers at once.
+        ``step`` is a fraction of the scale bounds' range.  Moves stay inside the range a trial
+        can take (:meth:`VectorSpace.box`); a flip that cannot cross 0 there
         is left out, as are scale entries the path does not use (they cannot change the model).
         """
         lo, hi = self.vector.box()
@@ -286,6 +287,7 @@ class DFSSpace:
                 y[t - self.window[0]] = flipped[t]
                 y[u - self.window[0]] = flipped[u]
                 out.append((f"{kind} I.{t:05d} I.{u:05d}", y))
+        out += self._run_moves(x, i, flipped)
         used = self.used_scales(i)
         slo, shi = self.cfg.scale_bounds
         for k, d in enumerate(self.vector.dims):
@@ -300,6 +302,60 @@ class DFSSpace:
                     y = x.copy()
                     y[k] = new
                     out.append((f"{d.name} {sign * step:+g}", y))
+        return out
+
+    def _run_moves(
+        self, x: np.ndarray, i: np.ndarray, flipped: dict[int, float]
+    ) -> list[tuple[str, np.ndarray]]:
+        """Block moves on the path's runs (consecutive layers of one model in one repetition).
+
+        For each run and each of its prefixes and suffixes of 2 or more layers: *swap* it for the
+        same-depth layers of another model (several single swaps at once), and *drop* it (not
+        the whole run: several flips at once). A chain of single moves reaches these only when
+        each step improves; measured where none does (docs/planted.md ``dfs_r1013``: the path
+        starts after dropping two of A's first layers, each drop alone worse; the DFS zoo: MATH's
+        layers under VERBS' embeddings, 5-15% until most of them are in).
+        """
+        offset = np.concatenate([[0], np.cumsum(self.layer_counts)])
+        on = [t for t in range(*self.window) if i[t] > 0 and t in flipped]
+        runs: list[list[int]] = []
+        for t in on:
+            if (
+                runs
+                and t == runs[-1][-1] + 1
+                and t // self.M == runs[-1][-1] // self.M
+                and (self.owner[t % self.M] == self.owner[runs[-1][-1] % self.M])
+            ):
+                runs[-1].append(t)
+            else:
+                runs.append([t])
+        out: list[tuple[str, np.ndarray]] = []
+        seen: set[tuple[int, ...]] = set()
+
+        def add(label: str, off: list[int], on_: list[int]) -> None:
+            key = (*off, -1, *on_)
+            if key in seen:
+                return
+            seen.add(key)
+            y = x.copy()
+            for t in (*off, *on_):
+                y[t - self.window[0]] = flipped[t]
+            out.append((label, y))
+
+        for run in runs:
+            n = len(run)
+            rep, m = run[0] // self.M, int(self.owner[run[0] % self.M])
+            for k in range(2, n + 1):
+                for part in (run[:k], run[n - k :]):
+                    depths = [t % self.M - int(offset[m]) for t in part]
+                    for m2 in range(len(self.layer_counts)):
+                        if m2 == m or max(depths) >= self.layer_counts[m2]:
+                            continue
+                        dst = [rep * self.M + int(offset[m2]) + d for d in depths]
+                        if all(u in flipped and i[u] <= 0 for u in dst):
+                            add(f"swap-run I.{part[0]:05d}..I.{part[-1]:05d} -> m{m2}", part, dst)
+                    if k < n:
+                        add(f"drop-run I.{part[0]:05d}..I.{part[-1]:05d}", part, [])
         return out
 
     def path_length(self, x: np.ndarray) -> int:

@@ -138,3 +138,40 @@ def test_polish_and_init_options_are_validated():
     assert "dfs.polish_share: Input should be less than or equal to 1" in msg
     assert "dfs.polish_min_step: must be <= polish_step (0.01)" in msg
     assert "dfs.init_indicators: Input should be 'model_a', 'paper'" in msg
+
+
+def test_run_moves_swap_and_drop_several_layers_at_once():
+    space = _space()
+    x = space.vector.x0()  # A0 A1 A2 A3 (slots 0-3)
+    moves = dict(space.neighbours(x, 0.05))
+
+    def on(label: str) -> list[int]:
+        return np.flatnonzero(space.split(moves[label])[0] > 0).tolist()
+
+    assert on("swap-run I.00000..I.00003 -> m1") == [4, 5, 6, 7]  # all of A's run for B's
+    assert on("swap-run I.00000..I.00001 -> m1") == [2, 3, 4, 5]  # a prefix: A2 A3 B0 B1
+    assert on("swap-run I.00002..I.00003 -> m1") == [0, 1, 6, 7]  # a suffix
+    assert on("drop-run I.00000..I.00001") == [2, 3]  # path A2 A3
+    assert on("drop-run I.00001..I.00003") == [0]
+    assert "drop-run I.00000..I.00003" not in moves  # never the whole run
+    runs = [label for label in moves if "-run " in label]
+    assert len(runs) == len(set(runs)) == 5 + 4  # swaps: 2 prefixes, 2 suffixes, the run; drops
+
+
+def test_polish_leaves_a_plateau_through_a_run_move(tmp_path):
+    """Every single move from A's path is worse; only swapping all of A's layers for B's
+    improves (the DFS zoo's shape: VERBS' layers -> MATH's, 5-15% until most are in)."""
+    space = _space()
+    rd, study = _study(tmp_path, len(space.vector))
+
+    def plateau(recipe: dict[str, Any], number: int, workdir: Path) -> Evaluation:
+        on = {t for t, v in enumerate(recipe["parameters"]["indicators"]) if v > 0}
+        f = 10.0 if on == {4, 5, 6, 7} else 0.0 if on == {0, 1, 2, 3} else -1.0
+        return Evaluation(fitness=f, values=[f])
+
+    quiet = {"log": lambda s: None}
+    run_stage(study, space, plateau, rd, StopRule(max_trials=1, population_size=6), **quiet)
+    run_polish(
+        study, space, plateau, rd, StopRule(200, 6), step=0.1, min_step=0.01, **quiet
+    )  # fmt: skip
+    assert study.best_value == 10.0
