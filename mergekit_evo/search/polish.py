@@ -4,7 +4,8 @@ Why: CMA-ES treats the indicator array I as continuous, but the fitness only see
 Once the distribution settles on a path with a wrong layer, the scales bend to compensate and
 the search stays there (docs/planted.md).  The polish evaluates every neighbour of the champion
 (:meth:`DFSSpace.neighbours`: path moves - a slot flipped, a layer shifted to another repetition
-or swapped for another model's layer of the same depth - and scale moves of +-step, halving
+or swapped for another model's layer of the same depth, a run of layers swapped or dropped at
+once - and scale moves of +-step, halving
 down to ``min_step``) as ordinary trials of the same study, moves to the best if it improves
 (trying that same move once more first), and repeats until no neighbour is better.
 
