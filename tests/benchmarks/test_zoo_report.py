@@ -1,5 +1,6 @@
-"""benchmarks/zoo_table.py: issue 13's goals are judged on the held-out numbers as written, and
-a goal holds for the table only when it holds on every zoo seed."""
+"""benchmarks/zoo_report.py (the zoo table's verdicts): issue 13's goals are judged on the
+held-out numbers as written, and a goal holds for the table only when it holds on every zoo
+seed."""
 
 from __future__ import annotations
 
@@ -9,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "zoo_table.py"
+PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "zoo_report.py"
 
 
 @pytest.fixture(scope="module")
 def zoo_table():
-    spec = importlib.util.spec_from_file_location("zoo_table_under_test", PATH)
+    spec = importlib.util.spec_from_file_location("zoo_report_under_test", PATH)
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod
     spec.loader.exec_module(mod)
