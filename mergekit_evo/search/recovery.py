@@ -9,13 +9,13 @@ evaluated twice.  A failed-as-interrupted trial does not count against the budge
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from mergekit_evo.search.periodic import every
 from mergekit_evo.search.storage import BEAT_ATTR, grace_period_s
 
 if TYPE_CHECKING:
@@ -93,26 +93,15 @@ def heartbeat(study: optuna.Study, trial: optuna.trial.Trial) -> Iterator[None]:
     if interval is None:
         yield
         return
-    stop = threading.Event()
+    marked = False
 
     def beat() -> None:
-        first = True
-        while True:
-            try:
-                storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]
-                if first and BEAT_ATTR not in storage.get_trial(trial._trial_id).system_attrs:
-                    # RDB keeps beats in its own table: mark the trial as beating (never_beat)
-                    storage.set_trial_system_attr(trial._trial_id, BEAT_ATTR, time.time())
-                first = False
-            except Exception:
-                pass
-            if stop.wait(interval):
-                return
+        nonlocal marked
+        storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]
+        if not marked and BEAT_ATTR not in storage.get_trial(trial._trial_id).system_attrs:
+            # RDB keeps beats in its own table: mark the trial as beating (never_beat)
+            storage.set_trial_system_attr(trial._trial_id, BEAT_ATTR, time.time())
+        marked = True
 
-    th = threading.Thread(target=beat, daemon=True)
-    th.start()
-    try:
+    with every(interval, beat, at_start=True):
         yield
-    finally:
-        stop.set()
-        th.join(timeout=5)

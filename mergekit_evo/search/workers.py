@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import os
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from mergekit_evo.search.periodic import every
 from mergekit_evo.search.storage import heartbeat_interval_s
 
 if TYPE_CHECKING:
@@ -67,24 +67,14 @@ class Worker:
     @contextmanager
     def presence(self, interval_s: float) -> Iterator[None]:
         """Refresh ``last_seen`` every ``interval_s`` while this process lives, busy or idle."""
-        stop = threading.Event()
 
         def beat() -> None:
-            while not stop.wait(interval_s):
-                last = self._last
-                if last is not None:
-                    try:
-                        self.report(*last)
-                    except Exception:  # a storage hiccup: the next beat tries again
-                        pass
+            last = self._last
+            if last is not None:
+                self.report(*last)
 
-        th = threading.Thread(target=beat, daemon=True)
-        th.start()
-        try:
+        with every(interval_s, beat):
             yield
-        finally:
-            stop.set()
-            th.join(timeout=5)
 
 
 def registry(study: optuna.Study) -> dict[str, dict[str, Any]]:
