@@ -75,3 +75,21 @@ def build_command(
         (Path(out_dir) / "sanity.json").write_text(json.dumps(result, indent=2) + "\n")
         click.echo(format_table(result))
     click.echo(json.dumps(manifest["build_seconds"]))
+
+
+@zoo_command.command("extend")
+@click.argument("zoo_dir", type=click.Path(exists=True, file_okay=False))
+@click.option(
+    "--questions", type=click.IntRange(min=1), default=1000, show_default=True,
+    help="Questions the search split (data/target_search.jsonl) holds afterwards.",
+)  # fmt: skip
+def extend_command(zoo_dir: str, questions: int) -> None:
+    """Grow ZOO_DIR's search split without retraining: new questions appended after the first
+    ones, none from another split or any fine-tune's training data (held-out split unchanged)."""
+    from mergekit_evo.zoo.extend import extend_search_split
+
+    try:
+        added = extend_search_split(zoo_dir, questions)
+    except (OSError, KeyError, ValueError) as err:
+        raise click.ClickException(f"{zoo_dir}: cannot extend its search split: {err}") from None
+    click.echo(f"{zoo_dir}: {added} search question(s) added ({questions} now)")

@@ -107,10 +107,17 @@ def build_zoo(
     if threads:
         torch.set_num_threads(threads)
     try:
-        return _build(out_dir, seed, size, device, command, log, overrides, DESIGNS[design])
+        manifest = _build(out_dir, seed, size, device, command, log, overrides, DESIGNS[design])
     finally:
         torch.use_deterministic_algorithms(prev)
         torch.set_num_threads(prev_threads)
+    total = manifest["size_config"].get("search_total", 0)
+    if total > manifest["splits"]["target_search"]["n"]:
+        from mergekit_evo.zoo.extend import extend_search_split
+
+        extend_search_split(out_dir, total)
+        manifest = json.loads((Path(out_dir) / "zoo.json").read_text(encoding="utf-8"))
+    return manifest
 
 
 def _build(

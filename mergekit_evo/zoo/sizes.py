@@ -34,6 +34,9 @@ class ZooSize:
     warmup_frac: float = 0.05
     problem_mix: float = 0.0  # base-mixture weight of code-switched word problems
     problem_switch_rate: float = 0.2  # their maximum per-word L rate
+    # search questions after the build's extension (zoo/extend.py); 0: only the search_n drawn
+    # with the held-out split. Fitness slices and a confirm slice need several hundred.
+    search_total: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -50,12 +53,12 @@ SIZES: dict[str, ZooSize] = {
         name="cpu", hidden=64, layers=8, heads=4, intermediate=192, seq_len=128,
         base_steps=900, base_batch=32, base_lr=3e-3, base_tokens=2_000_000,
         ft_steps=600, ft_batch=32, ft_lr=1e-3, ft_examples=8000,
-        search_n=200, heldout_n=400, skill_n=200,
+        search_n=200, heldout_n=400, skill_n=200, search_total=1000,
     ),
     "gpu": ZooSize(
         name="gpu", hidden=384, layers=8, heads=6, intermediate=1024, seq_len=256,
         base_steps=1800, base_batch=128, base_lr=1.5e-3, base_tokens=24_000_000,
         ft_steps=400, ft_batch=64, ft_lr=1e-4, ft_examples=25600,
-        search_n=400, heldout_n=400, skill_n=400,
+        search_n=400, heldout_n=400, skill_n=400, search_total=1000,
     ),
 }  # fmt: skip
