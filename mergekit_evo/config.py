@@ -70,6 +70,30 @@ class TaskConfig(_Strict):
         return v
 
 
+class FidelityConfig(_Strict):
+    """Multi-fidelity scoring: a candidate is scored on growing slices of its fitness questions
+    and stopped (an Optuna PRUNED trial) once it cannot plausibly beat the stage's best.
+
+    ``rungs``: fractions of the fitness questions scored before each check, increasing, ending
+    at 1.0. ``z``: how sure the stop must be, in standard deviations of the candidate's
+    accuracy so far (the Wilson interval's upper end must fall below the best complete
+    trial's fitness); larger stops fewer candidates.
+    """
+
+    rungs: list[float] = Field([0.25, 0.5, 1.0], min_length=2)
+    z: float = Field(1.0, gt=0)
+
+    @field_validator("rungs")
+    @classmethod
+    def _rungs(cls, v: list[float]) -> list[float]:
+        pairs = zip(v[:-1], v[1:], strict=True)
+        if any(not 0 < f <= 1 for f in v) or any(a >= b for a, b in pairs):
+            raise ValueError(f"rungs must increase within (0, 1], got {v}")
+        if v[-1] != 1.0:
+            raise ValueError(f"the last rung must be 1.0 (every fitness question), got {v}")
+        return v
+
+
 class FitnessConfig(_Strict):
     """What :class:`mergekit_evo.fitness.FitnessSpec` gets (tasks, limit, few-shot, ...)."""
 
@@ -86,6 +110,7 @@ class FitnessConfig(_Strict):
     allow_report_split: bool = False
     objectives: Literal["weighted", "per_task"] = "weighted"
     engine: Literal["auto", "hf", "mergekit_evo"] = "auto"  # auto: mergekit_evo on CUDA
+    fidelity: FidelityConfig | None = None  # multi-fidelity scoring; None: every question
 
     @field_validator("tasks", mode="before")
     @classmethod
@@ -221,6 +246,33 @@ class PSDFSConfig(_Strict):
     ps_trials: int | None = Field(None, ge=1)  # PS share of the budget; default: half
 
 
+class ConfirmConfig(_Strict):
+    """The winner's curse: a stage's champion is picked on questions it was not searched on.
+
+    At the end of each stage its ``top_k`` best candidates are scored again on ``questions``
+    more questions per task of the search split, right after the fitness questions (so never
+    part of any fitness, and never the report split); the champion is the one with the best
+    accuracy over fitness and confirm questions together. ``questions``: None picks up to 200
+    where the split has room (fitness.limit leaves them), 0 switches the step off.
+    """
+
+    questions: int | None = Field(None, ge=0)
+    top_k: int = Field(5, ge=1)
+
+
+class StartPointsConfig(_Strict):
+    """The merges a person tries first, scored before the optimiser proposes anything.
+
+    PS: each source alone, equal-weight task arithmetic, the method at MergeKit's defaults and
+    the configured start (x0, or the --from-recipe recipe). DFS: each model's own layer path
+    and the two half-and-half frankenmerges. They count in the budget; CMA-ES then starts from
+    the best of them, with step ``sigma0`` (None: optimizer.sigma0).
+    """
+
+    enabled: bool = True
+    sigma0: float | None = Field(None, gt=0)
+
+
 class OptimizerConfig(_Strict):
     """Optuna sampler settings; CMA-ES is the paper's choice."""
 
@@ -258,6 +310,8 @@ class SearchConfig(_Strict):
     report: FitnessConfig | None = None
     optimizer: OptimizerConfig = OptimizerConfig()
     budget: BudgetConfig = BudgetConfig()
+    start_points: StartPointsConfig = StartPointsConfig()
+    confirm: ConfirmConfig = ConfirmConfig()
     storage: str | None = None  # database URL or journal file; default RUN_DIR/study.journal
     study_name: str = "mergekit-evo"  # distinct per search when several share one database
     dtype: Literal["float32", "float16", "bfloat16"] = "float32"

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +19,7 @@ from mergekit_evo.engine.cache import DecoderCache
 from mergekit_evo.fitness.data import data_dir
 from mergekit_evo.fitness.errors import FitnessError
 from mergekit_evo.fitness.registry import SHIPPED_TASKS, TASKS_DIR, close_matches
+from mergekit_evo.fitness.slices import limit_count
 from mergekit_evo.fitness.spec import FitnessSpec, TaskSpec
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ class FitnessResult:
     per_task: dict[str, dict[str, float]]
     seconds: float
     metrics: dict[str, str] = field(default_factory=dict)  # task -> metric key that was scored
+    counts: dict[str, int] = field(default_factory=dict)  # task -> questions scored
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -44,6 +46,7 @@ class FitnessResult:
             "per_task": self.per_task,
             "seconds": self.seconds,
             "metrics": self.metrics,
+            "counts": self.counts,
         }
 
 
@@ -217,17 +220,42 @@ class FitnessEvaluator:
             task.config.filter_list = [*task.config.filter_list, gated]
         return f"{metric},{gated['name']}"
 
+    def sizes(self) -> dict[str, int]:
+        """Questions per task in its split (what ``limit`` and slices count from)."""
+        return {name: len(task.eval_docs) for name, task in self.tasks.items()}
+
+    def check_sliceable(self, why: str) -> None:
+        """Scores over slices (fitness rungs, a confirm slice) combine exactly only for metrics
+        aggregated by a plain mean; refuse any other before a search starts."""
+        from lm_eval.api.metrics import mean
+
+        for name, key in self.metrics.items():
+            agg = self.tasks[name].aggregation().get(key.split(",")[0])
+            if agg is not mean:
+                raise FitnessError(
+                    f"{why} needs metrics aggregated by a plain mean (accuracy, exact match); "
+                    f"task {name!r} aggregates {key!r} with {getattr(agg, '__name__', agg)!r}"
+                )
+
     # ------------------------------------------------------------------ scoring
-    def score(self, model: Any, tokenizer: Any, batch_size: int | None = None) -> FitnessResult:
+    def score(
+        self,
+        model: Any,
+        tokenizer: Any,
+        batch_size: int | None = None,
+        docs: Mapping[str, range] | None = None,
+    ) -> FitnessResult:
         """Score a ``transformers`` model and tokenizer in memory (no save, no reload).
 
-        ``batch_size`` overrides the spec's for this call (the out-of-memory retry halves it).
+        ``batch_size`` overrides the spec's for this call (the out-of-memory retry halves it);
+        ``docs`` scores these questions of each task (a slice, :mod:`.slices`) instead of the
+        first ``limit``; a task with an empty range is left out.
         """
         lm = self.make_lm(model, tokenizer, batch_size)
         if self.spec.uses_engine():  # the engine checks its own logits (no hook in its graphs)
-            return self.score_lm(lm)
+            return self.score_lm(lm, docs)
         with _require_finite_logits(lm.model):
-            return self.score_lm(lm)
+            return self.score_lm(lm, docs)
 
     def make_lm(self, model: Any, tokenizer: Any, batch_size: int | None = None) -> LM:
         """lm-eval's ``hf`` model around ``model``, or ours (:mod:`.fast_lm`) per ``engine``."""
@@ -251,44 +279,73 @@ class FitnessEvaluator:
 
         return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch)
 
-    def score_lm(self, lm: LM) -> FitnessResult:
+    def score_lm(self, lm: LM, docs: Mapping[str, range] | None = None) -> FitnessResult:
         """Score any lm-eval ``LM`` (used by ``score``, and by tests with scripted models)."""
         t0 = time.perf_counter()
-        per_task = self.evaluate_lm(lm)
-        total = sum(t.weight for t in self.spec.tasks)
+        per_task = self.evaluate_lm(lm, docs)
+        scored = [t for t in self.spec.tasks if t.name in per_task]
+        total = sum(t.weight for t in scored)
         score = (
-            sum(t.weight * per_task[t.name][self.metrics[t.name]] for t in self.spec.tasks) / total
+            sum(t.weight * per_task[t.name][self.metrics[t.name]] for t in scored) / total
+            if total > 0
+            else math.nan
         )
+        sizes = self.sizes()
+        counts = {
+            name: len(docs[name]) if docs is not None else limit_count(self.spec.limit, size)
+            for name, size in sizes.items()
+            if name in per_task
+        }
         return FitnessResult(
             score=float(score),
             per_task=per_task,
             seconds=time.perf_counter() - t0,
             metrics=dict(self.metrics),
+            counts=counts,
         )
 
-    def evaluate_lm(self, lm: LM) -> dict[str, dict[str, float]]:
+    def evaluate_lm(
+        self, lm: LM, docs: Mapping[str, range] | None = None
+    ) -> dict[str, dict[str, float]]:
         """Run lm-eval on the built tasks: ``{task: {"metric,filter": float}}`` (no stderr).
 
         Calls lm-eval's ``evaluate`` (what ``simple_evaluate`` ends in) on the tasks built once;
         ``simple_evaluate`` would also collect pip/git environment info, ~0.5 s per candidate.
+        ``docs``: lm-eval's ``samples`` (question indices per task) instead of ``limit``.
         """
         from lm_eval.evaluator import evaluate
 
+        tasks = self.tasks
+        samples: dict[str, list[int]] | None = None
+        if docs is not None:
+            sizes = self.sizes()
+            for name, r in docs.items():
+                if r.start < 0 or r.stop > sizes[name]:
+                    raise FitnessError(
+                        f"task {name!r} has {sizes[name]} questions; cannot score "
+                        f"[{r.start}, {r.stop})"
+                    )
+            # an empty list would make lm-eval score every question: such tasks are left out
+            tasks = {n: t for n, t in self.tasks.items() if len(docs.get(n, ()))}
+            samples = {n: list(docs[n]) for n in tasks}
+            if not tasks:
+                raise FitnessError("no question to score: every task's slice is empty")
         seed = self.spec.seed
         with seeded_global_rng(seed):  # deterministic scoring, caller's RNGs left as they were
-            for task in self.tasks.values():
+            for task in tasks.values():
                 task.set_fewshot_seed(seed=seed)  # same few-shot draws for every candidate
             results = evaluate(
                 lm=lm,
-                task_dict={"tasks": self.tasks, "groups": {}, "group_map": {}},
-                limit=self.spec.limit,
+                task_dict={"tasks": tasks, "groups": {}, "group_map": {}},
+                limit=None if samples is not None else self.spec.limit,
+                samples=samples,
                 bootstrap_iters=0,
                 log_samples=False,
             )
         if results is None:  # non-zero rank under a distributed launcher
             raise FitnessError("lm-eval returned no results (not the rank-0 process?)")
         per_task: dict[str, dict[str, float]] = {}
-        for name in self.tasks:
+        for name in tasks:
             raw = results["results"][name]
             per_task[name] = {
                 key: value

@@ -221,14 +221,7 @@ class DFSSpace:
 
     def used_scales(self, i: np.ndarray) -> set[tuple[int, ...]]:
         """Indices into the evolved W that the path of ``i`` actually uses (as plan_path)."""
-        m = self.M
-        path = [t % m for t in range(self.T) if i[t] > 0]
-        if self.cfg.pin_ends:
-            first, last = 0, self.layer_counts[0] - 1
-            if not path or path[0] != first:
-                path.insert(0, first)
-            if path[-1] != last:
-                path.append(last)
+        path = self._global_path(i)
         used: set[tuple[int, ...]] = set()
         for a, b in zip(path[:-1], path[1:], strict=True):
             oa, ob = int(self.owner[a]), int(self.owner[b])
@@ -357,6 +350,37 @@ class DFSSpace:
                     if k < n:
                         add(f"drop-run I.{part[0]:05d}..I.{part[-1]:05d}", part, [])
         return out
+
+    def path_vector(self, slots: list[int]) -> np.ndarray:
+        """The vector whose path is exactly ``slots`` (on at +2 sigma, off at -2 sigma, as
+        ``dfs.start_path``), scales at their start; slots outside the window keep their start."""
+        lo, hi = self.cfg.indicator_bounds
+        two_sigma = 2 * self.vector.sigma0 * (hi - lo)
+        i = np.full(self.T, -two_sigma)
+        i[slots] = two_sigma
+        x = self.vector.x0()
+        if self.cfg.evolve in ("both", "indicators"):
+            n = self.window[1] - self.window[0]
+            x[:n] = np.clip(i[self.window[0] : self.window[1]], lo, hi)
+        return x
+
+    def layer_path(self, x: np.ndarray) -> list[tuple[int, int]]:
+        """The layers a model built from ``x`` runs, in order, as (model index, layer)."""
+        offset = np.concatenate([[0], np.cumsum(self.layer_counts)])
+        path = self._global_path(self.split(x)[0])
+        return [(int(self.owner[g]), g - int(offset[self.owner[g]])) for g in path]
+
+    def _global_path(self, i: np.ndarray) -> list[int]:
+        """The path of ``i`` as indices into the M layers, ``pin_ends`` applied as the ``dfs``
+        method applies it (methods/dfs.py plan_path)."""
+        path = [t % self.M for t in range(self.T) if i[t] > 0]
+        if self.cfg.pin_ends:
+            first, last = 0, self.layer_counts[0] - 1
+            if not path or path[0] != first:
+                path.insert(0, first)
+            if path[-1] != last:
+                path.append(last)
+        return path
 
     def path_length(self, x: np.ndarray) -> int:
         """Number of kept slots (before pin_ends adds A's first/last layer)."""
