@@ -78,7 +78,7 @@ def _exe() -> str:
 def _study_trials(run: Path) -> list[Any]:
     import optuna
 
-    from mergekit_evo.search.storage import open_storage
+    from mergekit_evo.search.fleet.storage import open_storage
 
     info = json.loads((run / "run.json").read_text())
     optuna.logging.set_verbosity(optuna.logging.WARNING)

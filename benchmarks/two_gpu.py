@@ -50,7 +50,7 @@ def rates(out: Path, wall_s: float) -> dict[str, Any]:
     import optuna
     from optuna.trial import TrialState
 
-    from mergekit_evo.search.storage import open_storage
+    from mergekit_evo.search.fleet.storage import open_storage
 
     info = json.loads((out / "run.json").read_text())
     store = open_storage(info["storage"])

@@ -198,7 +198,7 @@ class DFSConfig(_Strict):
     # (a passthrough frankenmerge's slices, --from-recipe); overrides init_indicators
     start_path: list[tuple[str, int]] | None = None
     pin_ends: bool = True
-    # slot-flip polish (mergekit_evo.search.polish): this share of the DFS stage's trials is
+    # slot-flip polish (mergekit_evo.search.stage.polish): this share of the DFS stage's trials is
     # kept back from CMA-ES for a local search around its champion; 0 switches it off, 1 leaves
     # CMA-ES the start point only (a local search from model A's path)
     polish_share: float = Field(1.0, ge=0.0, le=1.0)

@@ -14,7 +14,7 @@ from typing import Any, Literal, TextIO
 
 import click
 
-from mergekit_evo.search.events import TrialLine
+from mergekit_evo.search.rundir.events import TrialLine
 
 Mode = Literal["bar", "lines", "quiet"]
 
@@ -28,7 +28,7 @@ def choose_mode(quiet: bool, stream: TextIO | None = None) -> Mode:
 
 
 class Progress:
-    """A ``log`` callable for :func:`mergekit_evo.search.runner.run_search`."""
+    """A ``log`` callable for :func:`mergekit_evo.search.run.runner.run_search`."""
 
     def __init__(self, mode: Mode, total: int, verbose: bool = False) -> None:
         self.mode = mode

@@ -20,7 +20,7 @@ def report_command(run_dir: str, storage: str | None) -> None:
     from mergekit_evo.report.metrics import improvement, start_fitness
     from mergekit_evo.report.trials_csv import trial_rows, trials_csv
     from mergekit_evo.report.write import load_config, write_run_report
-    from mergekit_evo.search.storage import open_storage
+    from mergekit_evo.search.fleet.storage import open_storage
 
     root = Path(run_dir)
     info_path = root / "run.json"

@@ -11,12 +11,12 @@ from mergekit_evo.cli.init import recipe_kwargs, with_recipe_options
 
 if TYPE_CHECKING:
     from mergekit_evo.config import SearchConfig
-    from mergekit_evo.search.fleet import Fleet
+    from mergekit_evo.search.fleet.processes import Fleet
 
 
 def _load(config: str, **overrides: Any) -> SearchConfig:
     from mergekit_evo.config import ConfigError, load_search_config
-    from mergekit_evo.search.runner import apply_overrides
+    from mergekit_evo.search.run.runner import apply_overrides
 
     try:
         cfg = load_search_config(config)
@@ -36,7 +36,7 @@ def _quiet(verbose: bool = False) -> None:
 
 def _fleet(gpus: str | None, workers: int | None) -> Fleet | None:
     """``--gpus``/``--workers``: the local worker processes; pins this one to its GPU."""
-    from mergekit_evo.search.fleet import Fleet, die_with_parent, resolve_gpus
+    from mergekit_evo.search.fleet.processes import Fleet, die_with_parent, resolve_gpus
 
     die_with_parent()  # a no-op unless a run started this process as one of its workers
     if gpus is not None and workers is not None:
@@ -66,9 +66,9 @@ def _run(
 ) -> None:
     from mergekit_evo.cli.progress import Progress, choose_mode
     from mergekit_evo.config import ConfigError
-    from mergekit_evo.search.failures import SearchFailed
-    from mergekit_evo.search.lock import RunDirBusy
-    from mergekit_evo.search.runner import run_search
+    from mergekit_evo.search.run.runner import run_search
+    from mergekit_evo.search.rundir.lock import RunDirBusy
+    from mergekit_evo.search.scoring.failures import SearchFailed
 
     log = Progress(choose_mode(quiet), cfg.budget.max_trials, verbose=verbose)
     if fleet is not None:
@@ -226,7 +226,7 @@ def search_command(
 def _from_recipe(recipe: str, kwargs: dict[str, Any], overrides: dict[str, Any]) -> SearchConfig:
     from mergekit_evo.config import ConfigError
     from mergekit_evo.recipe_import import search_config_from_recipe
-    from mergekit_evo.search.runner import apply_overrides
+    from mergekit_evo.search.run.runner import apply_overrides
 
     try:
         data, cfg = search_config_from_recipe(recipe, **kwargs)

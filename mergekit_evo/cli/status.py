@@ -18,8 +18,8 @@ def _workers(study: Any) -> list[dict[str, Any]]:
     """Each process of the study: host, GPU, state, seconds since it was last heard, trials."""
     from optuna.trial import TrialState
 
-    from mergekit_evo.search.storage import grace_period_s, heartbeat_interval_s
-    from mergekit_evo.search.workers import TRIAL_ATTR, registry
+    from mergekit_evo.search.fleet.storage import grace_period_s, heartbeat_interval_s
+    from mergekit_evo.search.fleet.workers import TRIAL_ATTR, registry
 
     done: dict[str, int] = {}
     failed: dict[str, int] = {}
@@ -57,9 +57,9 @@ def run_status(run_dir: str | Path, storage: str | None = None) -> dict[str, Any
     """Per stage: trial counts by state, budget progress, best, and the worker processes."""
     import optuna
 
-    from mergekit_evo.search.budget import WALL_ATTR, counted
-    from mergekit_evo.search.loop import best_trial
-    from mergekit_evo.search.storage import open_storage
+    from mergekit_evo.search.fleet.budget import WALL_ATTR, counted
+    from mergekit_evo.search.fleet.storage import open_storage
+    from mergekit_evo.search.stage.loop import best_trial
 
     root = Path(run_dir)
     info_path = root / "run.json"

@@ -14,7 +14,7 @@ from typing import Any
 
 from mergekit_evo.config import parse_search_config
 from mergekit_evo.planted.problem import PlantedProblem
-from mergekit_evo.search.runner import SearchResult, run_search
+from mergekit_evo.search.run.runner import SearchResult, run_search
 
 
 @dataclass
@@ -61,7 +61,7 @@ def recorded_wall_s(rundir: Path) -> float | None:
 
     import optuna
 
-    from mergekit_evo.search.storage import open_storage
+    from mergekit_evo.search.fleet.storage import open_storage
 
     run = json.loads((Path(rundir) / "run.json").read_text())
     total = 0.0
@@ -78,7 +78,7 @@ def read_trials(rundir: Path) -> list[Trial]:
     import optuna
     from optuna.trial import TrialState
 
-    from mergekit_evo.search.storage import open_storage
+    from mergekit_evo.search.fleet.storage import open_storage
 
     run = json.loads((Path(rundir) / "run.json").read_text())
     out: list[Trial] = []

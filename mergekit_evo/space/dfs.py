@@ -217,7 +217,7 @@ class DFSSpace:
             "dtype": self.dtype,
         }
 
-    # -- local moves (the slot-flip polish, mergekit_evo.search.polish) ---------------------
+    # -- local moves (the slot-flip polish, mergekit_evo.search.stage.polish) ---------------------
 
     def used_scales(self, i: np.ndarray) -> set[tuple[int, ...]]:
         """Indices into the evolved W that the path of ``i`` actually uses (as plan_path)."""

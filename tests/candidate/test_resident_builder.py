@@ -137,7 +137,7 @@ def test_search_in_memory_rescores_a_dare_champion_as_mergekit_rebuilds_it(
     import json
 
     from mergekit_evo.config import parse_search_config
-    from mergekit_evo.search.runner import run_search
+    from mergekit_evo.search.run.runner import run_search
 
     zoo = Path(__file__).resolve().parents[2] / "fixtures" / "zoo"
     cfg = parse_search_config(

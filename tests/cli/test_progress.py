@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from mergekit_evo.cli import main
 from mergekit_evo.cli.progress import Progress, choose_mode
-from mergekit_evo.search.events import TrialLine
+from mergekit_evo.search.rundir.events import TrialLine
 from tests.search.family import make_family, write_config
 
 

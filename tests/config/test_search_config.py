@@ -159,7 +159,7 @@ def test_cli_fails_before_loading_and_leaves_no_run_dir(
 
 
 def test_rerun_with_a_different_config_is_refused(models, tmp_path, monkeypatch):
-    from mergekit_evo.search.runner import Search
+    from mergekit_evo.search.run.runner import Search
 
     _forbid_loading(monkeypatch)
     run = tmp_path / "run"
@@ -183,7 +183,7 @@ def test_example_recipes_are_valid(recipe):
     cfg = load_checked_config(recipe) if zoo.is_dir() else load_search_config(recipe)
     assert cfg.fitness.tasks
     if zoo.is_dir() and cfg.fitness.include_path:  # the zoo's tasks and metric keys resolve
-        from mergekit_evo.search.scoring import Scorer
+        from mergekit_evo.search.scoring.scorer import Scorer
 
         Scorer(cfg.fitness, "cpu")
 

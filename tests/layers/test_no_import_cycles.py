@@ -1,5 +1,6 @@
 """No import cycles among mergekit_evo's modules outside the zoo builder: config does not
-import space (preflight sits above both), and methods/ is a tree under its lazy hook."""
+import space (preflight sits above both), methods/ is a tree under its lazy hook, and search/'s
+parts import one way (run > stage > fleet > scoring, rundir)."""
 
 from __future__ import annotations
 
@@ -67,3 +68,37 @@ def test_no_import_cycles_outside_the_zoo():
 def test_config_does_not_import_space_or_preflight():
     deps = _graph()["mergekit_evo.config"]
     assert not any(d.startswith(("mergekit_evo.space", "mergekit_evo.preflight")) for d in deps)
+
+
+#: search/'s parts, top first: a module may import its own part or a part on a lower floor;
+#: parts on one floor (scoring, rundir) do not import each other
+SEARCH_FLOORS = {"run": 4, "stage": 3, "fleet": 2, "scoring": 1, "rundir": 1}
+
+
+def _search_part(module: str) -> str | None:
+    """``mergekit_evo.search.stage.loop`` -> ``stage``; the package itself -> None."""
+    parts = module.split(".")
+    return parts[2] if len(parts) > 2 and parts[:2] == ["mergekit_evo", "search"] else None
+
+
+def test_every_search_module_sits_in_a_part():
+    loose = [m for m in _graph() if _search_part(m) not in (None, *SEARCH_FLOORS)]
+    assert loose == []
+
+
+def test_search_parts_import_one_way():
+    wrong = []
+    for module, deps in _graph().items():
+        part = _search_part(module)
+        if part is None:
+            continue
+        for dep in deps:
+            if dep == "mergekit_evo.search":  # the package re-exports run/: an import from above
+                wrong.append(f"{module} -> {dep}")
+                continue
+            other = _search_part(dep)
+            if other is None or other == part:
+                continue
+            if SEARCH_FLOORS.get(other, 0) >= SEARCH_FLOORS.get(part, 0):
+                wrong.append(f"{module} -> {dep}")
+    assert wrong == []

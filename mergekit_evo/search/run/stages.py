@@ -1,0 +1,133 @@
+"""The stages of a search and how the budget is split between them.
+
+A PS stage is one CMA-ES loop (:func:`run_stage`).  A DFS stage is a CMA-ES part followed by
+the polish (``dfs.polish_share`` of its budget): the ``search`` process chooses the polish
+moves, workers score the queued ones.  In PS+DFS the PS recipes DFS is built on are fixed once
+in the DFS study, so a resumed run or another worker builds the same space.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from mergekit_evo.config import SearchConfig
+from mergekit_evo.search.rundir.files import RunDir
+from mergekit_evo.search.stage.loop import Evaluate, StageResult, run_stage
+from mergekit_evo.search.stage.polish import polish_budget, run_polish, serve_polish
+from mergekit_evo.search.stage.stopping import StopRule
+from mergekit_evo.search.stage.study import open_study, population_size
+
+if TYPE_CHECKING:
+    import optuna
+
+    from mergekit_evo.space.base import Space
+
+
+def stage_budgets(cfg: SearchConfig) -> tuple[int, int]:
+    """(PS trials, DFS trials); one stage gets the whole budget."""
+    total = cfg.budget.max_trials
+    if cfg.mode != "ps_dfs":
+        return total, total
+    ps = cfg.ps_dfs.ps_trials
+    if ps is None or ps >= total:  # default, or a --max-trials below ps_trials: halve
+        ps = max(1, total // 2)
+    return ps, max(1, total - ps)
+
+
+def stop_rule(
+    cfg: SearchConfig,
+    space: Space,
+    max_trials: int,
+    best_source: float | None,
+    failures_since: datetime | None = None,
+) -> StopRule:
+    """The config's budget as a stop rule for one stage (patience counts its generations;
+    failed trials in a row count from ``failures_since``, this process's start)."""
+    pop = population_size(cfg.optimizer, len(space.vector))
+    return StopRule.from_budget(cfg.budget, pop, max_trials, best_source, failures_since)
+
+
+def ps_candidates(ps_study: optuna.Study, k: int) -> list[dict[str, Any]]:
+    """The PS recipes the DFS stage is built on: the best ``k`` distinct completed recipes."""
+    from optuna.trial import TrialState
+
+    done = [
+        t
+        for t in ps_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if t.user_attrs.get("fitness") is not None and t.user_attrs.get("recipe")
+    ]
+    done.sort(key=lambda t: (-float(t.user_attrs["fitness"]), t.number))
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for t in done:
+        key = json.dumps(t.user_attrs["recipe"], sort_keys=True)
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(t.user_attrs["recipe"])
+        if len(out) == k:
+            break
+    if not out:
+        raise RuntimeError("the PS stage has no completed trial: nothing to build DFS on")
+    return out
+
+
+def dfs_base_recipes(
+    storage: optuna.storages.BaseStorage,
+    dfs_study_name: str,
+    ps_study: optuna.Study,
+    k: int,
+    *,
+    leader: bool,
+    poll_s: float = 2.0,
+) -> list[dict[str, Any]]:
+    """The PS recipes of a PS+DFS search's DFS stage: picked once by the leader, then read."""
+    probe = open_study(storage, dfs_study_name, None)
+    recipes = probe.user_attrs.get("ps_recipes")
+    while not recipes and not leader:  # the search picks them
+        time.sleep(poll_s)
+        recipes = open_study(storage, dfs_study_name, None).user_attrs.get("ps_recipes")
+    if not recipes:
+        recipes = ps_candidates(ps_study, k)
+        probe.set_user_attr("ps_recipes", recipes)
+    return recipes
+
+
+def run_dfs_stage(
+    study: optuna.Study,
+    space: Space,
+    evaluate: Evaluate,
+    rundir: RunDir,
+    cfg: SearchConfig,
+    budget: int,
+    best_source: float | None,
+    *,
+    leader: bool,
+    failures_since: datetime | None = None,
+    **stage_kwargs: Any,
+) -> StageResult:
+    """CMA-ES for the stage's share, then the polish for the rest of ``budget``."""
+    n_polish = polish_budget(cfg.dfs.polish_share, budget)
+    cma_rule = stop_rule(cfg, space, budget - n_polish, best_source, failures_since)
+    if n_polish:
+        note = (
+            f", the CMA-ES part of the stage's {budget} (dfs.polish_share "
+            f"{cfg.dfs.polish_share:g}); the polish gets the rest"
+        )
+        cma_rule = replace(cma_rule, budget_note=note)
+    res = run_stage(study, space, evaluate, rundir, cma_rule, leader=leader, **stage_kwargs)
+    if not (n_polish and res.stop_reason.startswith("budget")):
+        return res
+    whole = stop_rule(cfg, space, budget, best_source, failures_since)
+    if leader:  # chooses the moves
+        return run_polish(
+            study, space, evaluate, rundir, whole,
+            step=cfg.dfs.polish_step, min_step=cfg.dfs.polish_min_step, leader=leader,
+            **stage_kwargs,
+        )  # fmt: skip
+    # scores queued moves alongside it
+    return serve_polish(study, space, evaluate, rundir, whole, leader=leader, **stage_kwargs)

@@ -1,0 +1,236 @@
+"""The ask/tell loop of one search stage: propose, write YAML, build, score, tell, stop.
+
+One trial at a time per process (a CPU host merges one candidate at a time anyway); several
+processes or hosts may run this loop on one shared study (``mergekit-evo worker``), and Optuna's
+CMA-ES sampler coordinates the generations through the storage.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mergekit_evo.search.fleet.budget import Slots, StageClock, claim, fitness_of
+from mergekit_evo.search.fleet.recovery import heartbeat, recover_interrupted, requeue
+from mergekit_evo.search.fleet.workers import TRIAL_ATTR, Worker
+from mergekit_evo.search.rundir.events import TrialLine
+from mergekit_evo.search.rundir.files import RunDir
+from mergekit_evo.search.scoring.failures import streak_reason
+from mergekit_evo.search.stage.stopping import StopRule
+from mergekit_evo.space.base import Space
+
+if TYPE_CHECKING:
+    import optuna
+
+
+@dataclass
+class Evaluation:
+    """What scoring a candidate gives the loop."""
+
+    fitness: float  # the scalar the search maximises (weighted task mean)
+    values: list[float]  # the study's objective values (one, or one per task)
+    per_task: dict[str, Any] = field(default_factory=dict)
+    model_dir: Path | None = None  # the merged folder, if still on disk
+
+
+# (recipe, trial number, workdir) -> Evaluation; raise to fail the trial
+Evaluate = Callable[[dict[str, Any], int, Path], Evaluation]
+OnBest = Callable[[int, dict[str, Any], Evaluation], None]
+Log = Callable[[str], None]
+
+
+@dataclass
+class StageResult:
+    """Outcome of a stage, read back from the study (so it covers every worker)."""
+
+    best_fitness: float | None
+    best_number: int | None
+    best_recipe: dict[str, Any] | None
+    n_complete: int
+    n_failed: int
+    stop_reason: str
+
+
+def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    """The completed trial with the highest scalar fitness (ties: the earliest)."""
+    from optuna.trial import TrialState
+
+    best: optuna.trial.FrozenTrial | None = None
+    best_f = -math.inf
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        f = fitness_of(t)
+        if f is not None and (best is None or f > best_f):
+            best, best_f = t, f
+    return best
+
+
+def stage_result(study: optuna.Study, reason: str) -> StageResult:
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    b = best_trial(study)
+    return StageResult(
+        best_fitness=fitness_of(b) if b else None,
+        best_number=b.number if b else None,
+        best_recipe=b.user_attrs.get("recipe") if b else None,
+        n_complete=sum(t.state == TrialState.COMPLETE for t in trials),
+        n_failed=sum(t.state == TrialState.FAIL for t in trials),
+        stop_reason=reason,
+    )
+
+
+def run_stage(
+    study: optuna.Study,
+    space: Space,
+    evaluate: Evaluate,
+    rundir: RunDir,
+    stop: StopRule,
+    *,
+    prefix: str = "",
+    owner: bool = True,
+    leader: bool = True,
+    on_best: OnBest | None = None,
+    log: Log = print,
+    elapsed_offset_s: float = 0.0,
+    worker: Worker | None = None,
+    poll_s: float = 1.0,
+) -> StageResult:
+    """Run trials until ``stop`` says so; safe to call again on the same study (resume).
+
+    ``owner``: this process owns the study alone, so trials RUNNING at start are dead.
+    ``leader``: this process enqueues the start point (``search``); a ``worker`` waits for it,
+    so two processes starting together cannot both enqueue one.
+    ``elapsed_offset_s``: wall-clock seconds earlier stages used (the budget is for the search).
+    ``worker``: this process's entry in the study's registry (``mergekit-evo status``).
+    The budget is the study's, not this process's (:mod:`.budget`): while the last slots are
+    held by trials running elsewhere, this process waits for them (one may die and be re-asked).
+    """
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.trial import TrialState
+
+    vec = space.vector
+    if worker is not None:
+        worker.report(study, "ready")
+    recovered = recover_interrupted(study, all_running=owner)
+    if recovered:
+        log(f"resume: {len(recovered)} interrupted trial(s) failed and re-queued: {recovered}")
+    if leader and not study.get_trials(deepcopy=False):
+        study.enqueue_trial(vec.start_params(), user_attrs={"start_point": True})
+    waited = 0.0
+    while not leader and not study.get_trials(deepcopy=False):
+        if waited == 0.0:
+            log("waiting for the search (mergekit-evo search) to start this stage ...")
+        time.sleep(1.0)
+        waited += 1.0
+    clock = StageClock(study, elapsed_offset_s)
+    reason = ""
+    last_report = 0.0
+    while True:
+        # any process of the study may have died since the last trial: re-ask its trial
+        again = recover_interrupted(study, all_running=False)
+        if again:
+            log(f"re-queued {len(again)} trial(s) of a dead worker: {again}")
+        trials = study.get_trials(deepcopy=False)
+        slots = Slots.of(trials, stop.max_trials)
+        fit = slots.fitness
+        reason = (
+            streak_reason(trials, stop.max_consecutive_failures, stop.failures_since)
+            or stop.reason(slots.done, fit, clock.elapsed_s())
+            or ""
+        )
+        if reason:
+            break
+        if not slots.can_ask():  # the last slots are held by trials running elsewhere
+            if worker is not None and time.monotonic() - last_report > 10 * poll_s:
+                worker.report(study, "waiting for the last trials of other workers")
+                last_report = time.monotonic()
+            time.sleep(poll_s)
+            continue
+        best_before = max(fit) if fit else None
+        with warnings.catch_warnings():  # heartbeats are recorded by hand (see recovery.py)
+            warnings.filterwarnings("ignore", message="Heartbeat of storage")
+            trial = study.ask()
+        if not claim(study, trial, stop.max_trials):
+            continue  # another process took the last slot between our check and our ask
+        workdir = rundir.work / f"{prefix}{trial.number:05d}"
+        try:
+            x = vec.from_trial(trial)
+            recipe = space.recipe(x)
+            yml = rundir.trial_yaml(trial.number, prefix)
+            rundir.write_recipe(yml, recipe, header=f"# trial {trial.number} ({space.name})\n")
+            trial.set_user_attr("stage", space.name)
+            trial.set_user_attr("yaml", str(yml.relative_to(rundir.root)))
+            trial.set_user_attr("recipe", recipe)
+            trial.set_user_attr("coefficients", space.describe(x))
+            if worker is not None:
+                trial.set_user_attr(TRIAL_ATTR, worker.key)
+                worker.report(study, "trial", trial.number)
+                last_report = time.monotonic()
+            t0 = time.monotonic()
+            try:
+                with heartbeat(study, trial):
+                    ev = evaluate(recipe, trial.number, workdir)
+                if not all(math.isfinite(v) for v in [ev.fitness, *ev.values]):
+                    raise ValueError(f"non-finite fitness {ev.fitness} (values {ev.values})")
+            except KeyboardInterrupt:
+                trial.set_user_attr("fail_reason", "interrupted by the user")
+                trial.set_user_attr("interrupted", True)
+                study.tell(trial, state=TrialState.FAIL)
+                requeue(study, study._storage.get_trial(trial._trial_id))  # asked again on resume
+                _cleanup(workdir)
+                raise
+            except Exception as e:  # a bad candidate fails its trial, not the search
+                secs = time.monotonic() - t0
+                msg = f"{type(e).__name__}: {e}"
+                trial.set_user_attr("fail_reason", msg[:2000])
+                trial.set_user_attr("seconds", round(secs, 3))
+                trial.set_user_attr("traceback", traceback.format_exc()[-4000:])
+                study.tell(trial, state=TrialState.FAIL)
+                log(
+                    TrialLine(
+                        f"trial {trial.number:5d}  FAILED  {msg[:160]}  ({secs:.1f} s)",
+                        number=trial.number, fitness=None, best=best_before, improved=False,
+                        seconds=secs,
+                    )
+                )  # fmt: skip
+                _cleanup(workdir)
+                clock.publish()
+                continue
+            secs = time.monotonic() - t0
+            trial.set_user_attr("fitness", ev.fitness)
+            trial.set_user_attr("per_task", ev.per_task)
+            trial.set_user_attr("seconds", round(secs, 3))
+            study.tell(trial, ev.values if len(ev.values) > 1 else ev.values[0])
+            improved = best_before is None or ev.fitness > best_before
+            best = ev.fitness if improved else best_before
+            log(
+                TrialLine(
+                    f"trial {trial.number:5d}  fitness {ev.fitness:.4f}  best {best:.4f}"
+                    f"{'  *' if improved else '   '}  ({secs:.1f} s)",
+                    number=trial.number, fitness=ev.fitness, best=best, improved=improved,
+                    seconds=secs,
+                )
+            )  # fmt: skip
+            if improved and on_best is not None:
+                b = best_trial(study)
+                if b is not None and b.number == trial.number:
+                    on_best(trial.number, recipe, ev)
+            _cleanup(workdir)
+            clock.publish()
+        except UpdateFinishedTrialError:  # no heartbeat for the grace period: taken for dead
+            log(f"trial {trial.number:5d}  dropped: taken for dead elsewhere, asked again")
+            _cleanup(workdir)
+    log(f"stop ({prefix.rstrip('-') or space.name}): {reason}")
+    return stage_result(study, reason)
+
+
+def _cleanup(workdir: Path) -> None:
+    import shutil
+
+    shutil.rmtree(workdir, ignore_errors=True)
