@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
     from mergekit_evo.candidate.base import CandidateBuilder
     from mergekit_evo.search.scoring.scorer import Scorer
-    from mergekit_evo.search.stage.loop import Log
+    from mergekit_evo.search.stage.context import Log
 
 
 def score_model(

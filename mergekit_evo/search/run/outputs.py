@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mergekit_evo.search.rundir.files import RunDir
-from mergekit_evo.search.stage.loop import Evaluation, OnBest
+from mergekit_evo.search.scoring.evaluation import Evaluation
+from mergekit_evo.search.stage.context import OnBest
 
 if TYPE_CHECKING:
     import optuna

@@ -1,23 +1,20 @@
-"""The stages of a search and how the budget is split between them.
+"""What the run decides about its stages: how the budget is split between them, each stage's
+stop rule, and (PS+DFS) the PS recipes the DFS stage is built on.
 
-A PS stage is one CMA-ES loop (:func:`run_stage`).  A DFS stage is a CMA-ES part followed by
-the polish (``dfs.polish_share`` of its budget): the ``search`` process chooses the polish
-moves, workers score the queued ones.  In PS+DFS the PS recipes DFS is built on are fixed once
-in the DFS study, so a resumed run or another worker builds the same space.
+A PS stage is one CMA-ES loop (:func:`mergekit_evo.search.stage.loop.run_stage`); a DFS stage
+is a CMA-ES part followed by the polish (:mod:`mergekit_evo.search.stage.dfs_stage`).  In
+PS+DFS the PS recipes DFS is built on are fixed once in the DFS study, so a resumed run or
+another worker builds the same space.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from mergekit_evo.config import SearchConfig
-from mergekit_evo.search.rundir.files import RunDir
-from mergekit_evo.search.stage.loop import Evaluate, StageResult, run_stage
-from mergekit_evo.search.stage.polish import polish_budget, run_polish, serve_polish
 from mergekit_evo.search.stage.stopping import StopRule
 from mergekit_evo.search.stage.study import open_study, population_size
 
@@ -95,39 +92,3 @@ def dfs_base_recipes(
         recipes = ps_candidates(ps_study, k)
         probe.set_user_attr("ps_recipes", recipes)
     return recipes
-
-
-def run_dfs_stage(
-    study: optuna.Study,
-    space: Space,
-    evaluate: Evaluate,
-    rundir: RunDir,
-    cfg: SearchConfig,
-    budget: int,
-    best_source: float | None,
-    *,
-    leader: bool,
-    failures_since: datetime | None = None,
-    **stage_kwargs: Any,
-) -> StageResult:
-    """CMA-ES for the stage's share, then the polish for the rest of ``budget``."""
-    n_polish = polish_budget(cfg.dfs.polish_share, budget)
-    cma_rule = stop_rule(cfg, space, budget - n_polish, best_source, failures_since)
-    if n_polish:
-        note = (
-            f", the CMA-ES part of the stage's {budget} (dfs.polish_share "
-            f"{cfg.dfs.polish_share:g}); the polish gets the rest"
-        )
-        cma_rule = replace(cma_rule, budget_note=note)
-    res = run_stage(study, space, evaluate, rundir, cma_rule, leader=leader, **stage_kwargs)
-    if not (n_polish and res.stop_reason.startswith("budget")):
-        return res
-    whole = stop_rule(cfg, space, budget, best_source, failures_since)
-    if leader:  # chooses the moves
-        return run_polish(
-            study, space, evaluate, rundir, whole,
-            step=cfg.dfs.polish_step, min_step=cfg.dfs.polish_min_step, leader=leader,
-            **stage_kwargs,
-        )  # fmt: skip
-    # scores queued moves alongside it
-    return serve_polish(study, space, evaluate, rundir, whole, leader=leader, **stage_kwargs)

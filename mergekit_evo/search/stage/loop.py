@@ -11,38 +11,19 @@ import math
 import time
 import traceback
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mergekit_evo.search.fleet.budget import Slots, StageClock, claim, fitness_of
 from mergekit_evo.search.fleet.recovery import heartbeat, recover_interrupted, requeue
-from mergekit_evo.search.fleet.workers import TRIAL_ATTR, Worker
+from mergekit_evo.search.fleet.workers import TRIAL_ATTR
 from mergekit_evo.search.rundir.events import TrialLine
-from mergekit_evo.search.rundir.files import RunDir
 from mergekit_evo.search.scoring.failures import streak_reason
-from mergekit_evo.search.stage.stopping import StopRule
-from mergekit_evo.space.base import Space
+from mergekit_evo.search.stage.context import StageContext
 
 if TYPE_CHECKING:
     import optuna
-
-
-@dataclass
-class Evaluation:
-    """What scoring a candidate gives the loop."""
-
-    fitness: float  # the scalar the search maximises (weighted task mean)
-    values: list[float]  # the study's objective values (one, or one per task)
-    per_task: dict[str, Any] = field(default_factory=dict)
-    model_dir: Path | None = None  # the merged folder, if still on disk
-
-
-# (recipe, trial number, workdir) -> Evaluation; raise to fail the trial
-Evaluate = Callable[[dict[str, Any], int, Path], Evaluation]
-OnBest = Callable[[int, dict[str, Any], Evaluation], None]
-Log = Callable[[str], None]
 
 
 @dataclass
@@ -85,39 +66,23 @@ def stage_result(study: optuna.Study, reason: str) -> StageResult:
     )
 
 
-def run_stage(
-    study: optuna.Study,
-    space: Space,
-    evaluate: Evaluate,
-    rundir: RunDir,
-    stop: StopRule,
-    *,
-    prefix: str = "",
-    owner: bool = True,
-    leader: bool = True,
-    on_best: OnBest | None = None,
-    log: Log = print,
-    elapsed_offset_s: float = 0.0,
-    worker: Worker | None = None,
-    poll_s: float = 1.0,
-) -> StageResult:
-    """Run trials until ``stop`` says so; safe to call again on the same study (resume).
+def run_stage(ctx: StageContext) -> StageResult:
+    """Run trials until ``ctx.stop`` says so; safe to call again on the same study (resume).
 
-    ``owner``: this process owns the study alone, so trials RUNNING at start are dead.
-    ``leader``: this process enqueues the start point (``search``); a ``worker`` waits for it,
-    so two processes starting together cannot both enqueue one.
-    ``elapsed_offset_s``: wall-clock seconds earlier stages used (the budget is for the search).
-    ``worker``: this process's entry in the study's registry (``mergekit-evo status``).
-    The budget is the study's, not this process's (:mod:`.budget`): while the last slots are
-    held by trials running elsewhere, this process waits for them (one may die and be re-asked).
+    The budget is the study's, not this process's (:mod:`mergekit_evo.search.fleet.budget`):
+    while the last slots are held by trials running elsewhere, this process waits for them (one
+    may die and be re-asked).
     """
     from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
+    study, space, evaluate, rundir, stop = ctx.study, ctx.space, ctx.evaluate, ctx.rundir, ctx.stop
+    prefix, log, worker, on_best, poll_s = ctx.prefix, ctx.log, ctx.worker, ctx.on_best, ctx.poll_s
+    leader = ctx.leader
     vec = space.vector
     if worker is not None:
         worker.report(study, "ready")
-    recovered = recover_interrupted(study, all_running=owner)
+    recovered = recover_interrupted(study, all_running=ctx.owner)
     if recovered:
         log(f"resume: {len(recovered)} interrupted trial(s) failed and re-queued: {recovered}")
     if leader and not study.get_trials(deepcopy=False):
@@ -128,7 +93,7 @@ def run_stage(
             log("waiting for the search (mergekit-evo search) to start this stage ...")
         time.sleep(1.0)
         waited += 1.0
-    clock = StageClock(study, elapsed_offset_s)
+    clock = StageClock(study, ctx.elapsed_offset_s)
     reason = ""
     last_report = 0.0
     while True:

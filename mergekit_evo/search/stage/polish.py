@@ -18,30 +18,20 @@ so a neighbourhood of ~2T moves spreads over every process of a shared study.
 
 from __future__ import annotations
 
-import dataclasses
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mergekit_evo.search.fleet.budget import counted
-from mergekit_evo.search.rundir.files import RunDir
-from mergekit_evo.search.stage.loop import (
-    Evaluate,
-    Log,
-    StageResult,
-    best_trial,
-    run_stage,
-    stage_result,
-)
-from mergekit_evo.search.stage.stopping import StopRule
+from mergekit_evo.search.stage.context import StageContext
+from mergekit_evo.search.stage.loop import StageResult, best_trial, run_stage, stage_result
 from mergekit_evo.space.dfs import DFSSpace
 from mergekit_evo.space.vector import VectorSpace
 
 if TYPE_CHECKING:
     import optuna
-
-    from mergekit_evo.space.base import Space
 
 POLISH_ATTR = "polish"  # trial user attr: the move that produced the trial
 FROM_ATTR = "polish_from"  # trial user attr: number of the champion it was moved from
@@ -128,25 +118,15 @@ def _untried(
     return out
 
 
-def run_polish(
-    study: optuna.Study,
-    space: Space,
-    evaluate: Evaluate,
-    rundir: RunDir,
-    stop: StopRule,
-    *,
-    step: float,
-    min_step: float,
-    log: Log = print,
-    poll_s: float = 1.0,
-    **stage_kwargs: Any,
-) -> StageResult:
-    """Polish ``study``'s champion until a local optimum or ``stop`` (the whole stage's rule).
+def run_polish(ctx: StageContext, *, step: float, min_step: float) -> StageResult:
+    """Polish the study's champion until a local optimum or ``ctx.stop`` (the whole stage's
+    rule).
 
-    ``space`` is a :class:`DFSSpace` or a PS+DFS space wrapping one (``space.dfs``).
+    ``ctx.space`` is a :class:`DFSSpace` or a PS+DFS space wrapping one (``space.dfs``).
     """
+    study, space, stop, log = ctx.study, ctx.space, ctx.stop, ctx.log
     dfs: DFSSpace = getattr(space, "dfs", space)  # type: ignore[assignment]
-    batch_log = _batch_log(log)
+    batches = _batches(ctx)
     study.set_user_attr(DONE_ATTR, "")
     while True:
         n_done, fit = counted(study.get_trials(deepcopy=False))
@@ -155,7 +135,7 @@ def run_polish(
             break
         waiting, running = _queued(study)
         if not waiting and running:  # a worker is still scoring a move of this neighbourhood
-            time.sleep(poll_s)
+            time.sleep(ctx.poll_s)
             continue
         if not waiting:
             moves = next_moves(study, dfs, step, min_step)
@@ -171,9 +151,7 @@ def run_polish(
                 study.enqueue_trial(params, user_attrs=attrs)
             waiting = len(moves)
             log(f"polish: {waiting} move(s) from trial {origin.number if origin else '-'}")
-        reason = _score_queued(
-            study, space, evaluate, rundir, stop, n_done, running, waiting, batch_log, stage_kwargs
-        )
+        reason = _score_queued(batches, n_done, running, waiting)
         if reason:
             break
     study.set_user_attr(DONE_ATTR, reason)
@@ -181,24 +159,15 @@ def run_polish(
     return stage_result(study, reason)
 
 
-def serve_polish(
-    study: optuna.Study,
-    space: Space,
-    evaluate: Evaluate,
-    rundir: RunDir,
-    stop: StopRule,
-    *,
-    log: Log = print,
-    poll_s: float = 1.0,
-    **stage_kwargs: Any,
-) -> StageResult:
+def serve_polish(ctx: StageContext) -> StageResult:
     """A worker's share of the polish: score the moves the ``search`` process queues, until it
-    says the polish is over (or ``stop``, the whole stage's rule, does).
+    says the polish is over (or ``ctx.stop``, the whole stage's rule, does).
 
     A worker never asks the sampler here: it only takes a batch while moves are queued, sized to
     what is queued (a race with another process may still let one CMA-ES trial through).
     """
-    batch_log = _batch_log(log)
+    study, stop, log = ctx.study, ctx.stop, ctx.log
+    batches = _batches(ctx)
     while True:
         over = study.user_attrs.get(DONE_ATTR)
         if over:
@@ -210,43 +179,34 @@ def serve_polish(
             break
         waiting, running = _queued(study)
         if not waiting:
-            time.sleep(poll_s)
+            time.sleep(ctx.poll_s)
             continue
-        reason = _score_queued(
-            study, space, evaluate, rundir, stop, n_done, running, waiting, batch_log, stage_kwargs
-        )
+        reason = _score_queued(batches, n_done, running, waiting)
         if reason:
             break
     log(f"stop (polish): {reason}")
     return stage_result(study, reason)
 
 
-def _score_queued(
-    study: optuna.Study,
-    space: Space,
-    evaluate: Evaluate,
-    rundir: RunDir,
-    stop: StopRule,
-    n_done: int,
-    running: int,
-    waiting: int,
-    log: Log,
-    stage_kwargs: dict[str, Any],
-) -> str:
+def _score_queued(batches: StageContext, n_done: int, running: int, waiting: int) -> str:
     """Score the queued moves in one batch sized to them; the reason the polish must end (target,
     patience, wall clock), or "" when the batch just ran out."""
+    stop = batches.stop
     cap = n_done + running + min(waiting, stop.max_trials - n_done)
-    batch = dataclasses.replace(stop, max_trials=cap)
-    res = run_stage(study, space, evaluate, rundir, batch, log=log, **stage_kwargs)
+    res = run_stage(replace(batches, stop=replace(stop, max_trials=cap)))
     return "" if res.stop_reason.startswith("budget") else res.stop_reason
 
 
-def _batch_log(log: Log) -> Log:
-    def batch_log(msg: str) -> None:  # run_stage's "stop (...): budget" ends every batch
+def _batches(ctx: StageContext) -> StageContext:
+    """The stage's context for its polish batches: run_stage's "stop (...): budget" line, which
+    ends every batch, is not logged."""
+    log = ctx.log
+
+    def batch_log(msg: str) -> None:
         if not msg.startswith("stop ("):
             log(msg)
 
-    return batch_log
+    return replace(ctx, log=batch_log)
 
 
 def _queued(study: optuna.Study) -> tuple[int, int]:

@@ -16,8 +16,10 @@ from mergekit_evo.candidate.disk import DiskCandidateBuilder
 from mergekit_evo.cli import main
 from mergekit_evo.config import OptimizerConfig, load_search_config
 from mergekit_evo.search.run.runner import run_search
+from mergekit_evo.search.scoring.evaluation import Evaluation
 from mergekit_evo.search.scoring.failures import SearchFailed, failure_streak
-from mergekit_evo.search.stage.loop import Evaluation, run_stage
+from mergekit_evo.search.stage.context import StageContext
+from mergekit_evo.search.stage.loop import run_stage
 from mergekit_evo.search.stage.stopping import StopRule
 from tests.search.family import write_config
 from tests.search.stage.test_loop_units import ToySpace, _quad, _study
@@ -38,7 +40,7 @@ def _broken(recipe: dict[str, Any], number: int, workdir: Path) -> Evaluation:
 
 def test_a_run_of_failures_stops_the_stage_with_its_reason(tmp_path):
     rd, study = _study(tmp_path, OptimizerConfig(population_size=4))
-    res = run_stage(study, ToySpace(), _broken, rd, _rule(40, 3), log=lambda s: None)
+    res = run_stage(StageContext(study, ToySpace(), _broken, rd, _rule(40, 3), log=lambda s: None))
     assert res.stop_reason.startswith("failures: 3 trials in a row failed")
     assert res.n_failed == 3 and res.n_complete == 0  # not the 40 of the budget
 
@@ -51,20 +53,24 @@ def test_a_success_resets_the_count(tmp_path):
             raise ValueError("flaky")
         return _quad(recipe, number, workdir)
 
-    res = run_stage(study, ToySpace(), every_third_ok, rd, _rule(12, 3), log=lambda s: None)
+    res = run_stage(
+        StageContext(study, ToySpace(), every_third_ok, rd, _rule(12, 3), log=lambda s: None)
+    )
     assert res.stop_reason.startswith("budget")
     assert (res.n_complete, res.n_failed) == (4, 8)
 
 
 def test_null_limit_never_stops_on_failures(tmp_path):
     rd, study = _study(tmp_path, OptimizerConfig(population_size=4))
-    res = run_stage(study, ToySpace(), _broken, rd, _rule(6, None), log=lambda s: None)
+    res = run_stage(
+        StageContext(study, ToySpace(), _broken, rd, _rule(6, None), log=lambda s: None)
+    )
     assert res.stop_reason.startswith("budget") and res.n_failed == 6
 
 
 def test_streak_skips_interrupted_and_older_trials(tmp_path):
     rd, study = _study(tmp_path, OptimizerConfig(population_size=4))
-    run_stage(study, ToySpace(), _broken, rd, _rule(4, None), log=lambda s: None)
+    run_stage(StageContext(study, ToySpace(), _broken, rd, _rule(4, None), log=lambda s: None))
     trials = study.get_trials(deepcopy=False)
     assert len(failure_streak(trials)) == 4
     assert failure_streak(trials, since=datetime.now() + timedelta(seconds=1)) == []

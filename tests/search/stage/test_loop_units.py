@@ -16,7 +16,9 @@ from optuna.trial import TrialState
 from mergekit_evo.config import BudgetConfig, OptimizerConfig
 from mergekit_evo.search.fleet.storage import make_storage
 from mergekit_evo.search.rundir.files import RunDir
-from mergekit_evo.search.stage.loop import Evaluation, run_stage
+from mergekit_evo.search.scoring.evaluation import Evaluation
+from mergekit_evo.search.stage.context import StageContext
+from mergekit_evo.search.stage.loop import run_stage
 from mergekit_evo.search.stage.stopping import StopRule
 from mergekit_evo.search.stage.study import make_sampler, open_study
 from mergekit_evo.space.vector import Dim, VectorSpace
@@ -62,7 +64,14 @@ def test_failed_candidates_are_failed_trials_and_the_search_goes_on(tmp_path):
 
     lines: list[str] = []
     res = run_stage(
-        study, ToySpace(), flaky, rd, StopRule(max_trials=10, population_size=4), log=lines.append
+        StageContext(
+            study,
+            ToySpace(),
+            flaky,
+            rd,
+            StopRule(max_trials=10, population_size=4),
+            log=lines.append,
+        )
     )
     failed = study.get_trials(states=(TrialState.FAIL,))
     assert [t.number for t in failed] == [2, 5, 7]
@@ -76,7 +85,14 @@ def test_failed_candidates_are_failed_trials_and_the_search_goes_on(tmp_path):
 def test_start_point_first_then_every_trial_is_cma(tmp_path):
     rd, study = _study(tmp_path, OptimizerConfig(population_size=4))
     run_stage(
-        study, ToySpace(), _quad, rd, StopRule(max_trials=13, population_size=4), log=lambda s: None
+        StageContext(
+            study,
+            ToySpace(),
+            _quad,
+            rd,
+            StopRule(max_trials=13, population_size=4),
+            log=lambda s: None,
+        )
     )
     trials = study.get_trials()
     assert trials[0].params == {"a": 0.5, "b": 0.5}
@@ -87,12 +103,14 @@ def test_start_point_first_then_every_trial_is_cma(tmp_path):
 def test_target_fitness_and_patience_stop(tmp_path):
     rd, study = _study(tmp_path, OptimizerConfig(population_size=4))
     res = run_stage(
-        study,
-        ToySpace(),
-        _quad,
-        rd,
-        StopRule(max_trials=500, population_size=4, target_fitness=-0.05),
-        log=lambda s: None,
+        StageContext(
+            study,
+            ToySpace(),
+            _quad,
+            rd,
+            StopRule(max_trials=500, population_size=4, target_fitness=-0.05),
+            log=lambda s: None,
+        )
     )
     assert "target fitness" in res.stop_reason and res.best_fitness >= -0.05
     rule = StopRule(max_trials=100, population_size=2, patience=2)
@@ -111,12 +129,14 @@ def test_target_fitness_and_patience_stop(tmp_path):
 def test_other_samplers(tmp_path, sampler):
     rd, study = _study(tmp_path, OptimizerConfig(sampler=sampler, seed=1))
     res = run_stage(
-        study,
-        ToySpace(cma=False),
-        _quad,
-        rd,
-        StopRule(max_trials=8, population_size=4),
-        log=lambda s: None,
+        StageContext(
+            study,
+            ToySpace(cma=False),
+            _quad,
+            rd,
+            StopRule(max_trials=8, population_size=4),
+            log=lambda s: None,
+        )
     )
     assert res.n_complete == 8
     assert isinstance(study.sampler, (optuna.samplers.TPESampler, optuna.samplers.RandomSampler))
@@ -131,12 +151,14 @@ def test_nsga2_two_objectives_pareto_set(tmp_path, monkeypatch):
 
     rd, study = _study(tmp_path, OptimizerConfig(sampler="nsgaii", population_size=4), 2)
     run_stage(
-        study,
-        ToySpace(cma=False),
-        two,
-        rd,
-        StopRule(max_trials=12, population_size=4),
-        log=lambda s: None,
+        StageContext(
+            study,
+            ToySpace(cma=False),
+            two,
+            rd,
+            StopRule(max_trials=12, population_size=4),
+            log=lambda s: None,
+        )
     )
     write_pareto(rd, study)
     front = json.loads(rd.pareto.read_text())

@@ -13,7 +13,10 @@ from optuna.trial import TrialState
 from mergekit_evo.config import DFSConfig, OptimizerConfig
 from mergekit_evo.search.fleet.storage import make_storage
 from mergekit_evo.search.rundir.files import RunDir
-from mergekit_evo.search.stage.loop import Evaluation, run_stage
+from mergekit_evo.search.scoring.evaluation import Evaluation
+from mergekit_evo.search.stage.context import StageContext
+from mergekit_evo.search.stage.dfs_stage import run_dfs_stage
+from mergekit_evo.search.stage.loop import run_stage
 from mergekit_evo.search.stage.polish import POLISH_ATTR, polish_budget, run_polish
 from mergekit_evo.search.stage.stopping import StopRule
 from mergekit_evo.search.stage.study import make_sampler, open_study
@@ -67,17 +70,18 @@ def test_polish_climbs_from_model_a_to_the_planted_path(tmp_path):
     space = _space()
     rd, study = _study(tmp_path, len(space.vector))
     quiet = {"log": lambda s: None}
-    run_stage(study, space, _fitness, rd, StopRule(max_trials=13, population_size=6), **quiet)
+    run_stage(
+        StageContext(
+            study, space, _fitness, rd, StopRule(max_trials=13, population_size=6), **quiet
+        )
+    )
     gens = [t.system_attrs.get("cma:generation") for t in study.get_trials()]
     res = run_polish(
-        study,
-        space,
-        _fitness,
-        rd,
-        StopRule(max_trials=400, population_size=6),
+        StageContext(
+            study, space, _fitness, rd, StopRule(max_trials=400, population_size=6), **quiet
+        ),
         step=0.1,
         min_step=0.01,
-        **quiet,
     )
     best = study.best_trial
     on = {t for t, v in enumerate(best.user_attrs["recipe"]["parameters"]["indicators"]) if v > 0}
@@ -94,16 +98,36 @@ def test_polish_resumes_without_repeating_a_move(tmp_path):
     space = _space()
     rd, study = _study(tmp_path, len(space.vector))
     quiet = {"log": lambda s: None}
-    run_stage(study, space, _fitness, rd, StopRule(max_trials=7, population_size=6), **quiet)
-    kw = {"step": 0.1, "min_step": 0.01, **quiet}
-    first = run_polish(study, space, _fitness, rd, StopRule(30, 6), **kw)
+    run_stage(
+        StageContext(study, space, _fitness, rd, StopRule(max_trials=7, population_size=6), **quiet)
+    )
+    polish_kw = {"step": 0.1, "min_step": 0.01}
+    first = run_polish(
+        StageContext(study, space, _fitness, rd, StopRule(30, 6), **quiet), **polish_kw
+    )
     assert first.stop_reason.startswith("budget")
     assert not study.get_trials(states=(TrialState.WAITING,))  # nothing left queued
-    run_polish(study, space, _fitness, rd, StopRule(60, 6), **kw)
+    run_polish(StageContext(study, space, _fitness, rd, StopRule(60, 6), **quiet), **polish_kw)
     done = study.get_trials(states=(TrialState.COMPLETE,))
     assert len(done) == 60
     keys = [tuple(round(t.params[n], 9) for n in space.vector.names) for t in done[7:]]
     assert len(set(keys)) == len(keys)
+
+
+def test_dfs_stage_gives_the_polish_its_share_of_one_context(tmp_path):
+    """One context for the whole DFS stage: CMA-ES stops at its share of the budget (the
+    reason says so), then the polish spends the rest under the same rule."""
+    space = _space()
+    rd, study = _study(tmp_path, len(space.vector))
+    lines: list[str] = []
+    ctx = StageContext(study, space, _fitness, rd, StopRule(20, 6), log=lines.append)
+    dfs = DFSConfig(polish_share=0.5, polish_step=0.1, polish_min_step=0.01)
+    res = run_dfs_stage(ctx, dfs)
+    trials = study.get_trials()
+    assert [POLISH_ATTR in t.user_attrs for t in trials] == [False] * 10 + [True] * 10
+    cma_stop = "stop (dfs): budget: 10 trials done (max_trials 10), the CMA-ES part of the stage's"
+    assert any(line.startswith(cma_stop) for line in lines)
+    assert res.stop_reason == "budget: 20 trials done (max_trials 20)"
 
 
 def test_polish_budget_share():
@@ -170,8 +194,9 @@ def test_polish_leaves_a_plateau_through_a_run_move(tmp_path):
         return Evaluation(fitness=f, values=[f])
 
     quiet = {"log": lambda s: None}
-    run_stage(study, space, plateau, rd, StopRule(max_trials=1, population_size=6), **quiet)
-    run_polish(
-        study, space, plateau, rd, StopRule(200, 6), step=0.1, min_step=0.01, **quiet
-    )  # fmt: skip
+    run_stage(
+        StageContext(study, space, plateau, rd, StopRule(max_trials=1, population_size=6), **quiet)
+    )
+    polish = StageContext(study, space, plateau, rd, StopRule(200, 6), **quiet)
+    run_polish(polish, step=0.1, min_step=0.01)
     assert study.best_value == 10.0

@@ -1,0 +1,56 @@
+"""A candidate recipe -> an :class:`Evaluation`: built by the run's candidate builder, scored
+by its scorer (once more at half the batch on out-of-memory), released again.
+
+The stage's loop only sees the plain :data:`Evaluate` callable, so it never learns how a
+candidate is built or scored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mergekit_evo.search.scoring.oom import score_with_oom_retry
+
+if TYPE_CHECKING:
+    from mergekit_evo.candidate.base import CandidateBuilder
+    from mergekit_evo.search.scoring.callable_scoring import CallableScorer
+    from mergekit_evo.search.scoring.scorer import Scorer
+
+
+@dataclass
+class Evaluation:
+    """What scoring a candidate gives the loop."""
+
+    fitness: float  # the scalar the search maximises (weighted task mean)
+    values: list[float]  # the study's objective values (one, or one per task)
+    per_task: dict[str, Any] = field(default_factory=dict)
+    model_dir: Path | None = None  # the merged folder, if still on disk
+
+
+# (recipe, trial number, workdir) -> Evaluation; raise to fail the trial
+Evaluate = Callable[[dict[str, Any], int, Path], Evaluation]
+
+
+@dataclass
+class CandidateEvaluator:
+    """The search's :data:`Evaluate`: build the recipe, score it, release the candidate."""
+
+    builder: CandidateBuilder
+    scorer: Scorer | CallableScorer
+    log: Callable[[str], None] = print
+
+    def __call__(self, recipe: dict[str, Any], number: int, workdir: Path) -> Evaluation:
+        cand = self.builder.build(recipe, workdir)
+        scorer = self.scorer
+        try:
+            fitness, values, per_task = score_with_oom_retry(
+                lambda bs: scorer.score(cand.model, cand.tokenizer, batch_size=bs),
+                scorer.cfg.batch_size,
+                self.log,
+            )
+        finally:
+            self.builder.release(cand)
+        return Evaluation(fitness=fitness, values=values, per_task=per_task, model_dir=cand.path)
