@@ -1,6 +1,6 @@
 """Failed trials as a whole: when a run of them stops the search, and how a failed search ends.
 
-A bad candidate fails its trial and the search goes on (``search/loop.py``).  But a search in
+A bad candidate fails its trial and the search goes on (``search/stage/loop.py``).  But a search in
 which *every* candidate fails (a broken model folder, a scorer that cannot run) must not burn
 its budget and then report success: after ``budget.max_consecutive_failures`` failed trials in a
 row it stops, and a search that ends with no completed trial raises :class:`SearchFailed`

@@ -48,7 +48,7 @@ class Scorer:
         self, model: Any, tokenizer: Any, batch_size: int | None = None
     ) -> tuple[float, list[float], dict[str, Any]]:
         """(weighted fitness, objective values, per-task scored metric); ``batch_size``
-        overrides the config's for this call (the out-of-memory retry, search/oom.py)."""
+        overrides the config's for this call (the out-of-memory retry, search/scoring/oom.py)."""
         res = self.evaluator.score(model, tokenizer, batch_size=batch_size)
         per_task = {name: float(res.per_task[name][key]) for name, key in res.metrics.items()}
         if self.cfg.objectives == "per_task":

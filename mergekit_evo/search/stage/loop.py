@@ -118,7 +118,7 @@ def run_stage(ctx: StageContext) -> StageResult:
             time.sleep(poll_s)
             continue
         best_before = max(fit) if fit else None
-        with warnings.catch_warnings():  # heartbeats are recorded by hand (see recovery.py)
+        with warnings.catch_warnings():  # heartbeats are recorded by hand (see fleet/recovery.py)
             warnings.filterwarnings("ignore", message="Heartbeat of storage")
             trial = study.ask()
         if not claim(study, trial, stop.max_trials):

@@ -1,6 +1,7 @@
 """Optuna studies of a search: samplers, the generation size, opening a stage's study.
 
-Storages live in :mod:`.storage`, crash recovery in :mod:`.recovery`.
+Storages live in :mod:`mergekit_evo.search.fleet.storage`, crash recovery in
+:mod:`mergekit_evo.search.fleet.recovery`.
 
 Why ask/tell and these details (measured on optuna 5.0):
 - ``CmaEsSampler(x0=, sigma0=)`` are deprecated; :mod:`mergekit_evo.space.vector` shapes the
@@ -8,7 +9,7 @@ Why ask/tell and these details (measured on optuna 5.0):
 - ``CmaEsSampler`` samples independently (random) until one trial is complete, so the start
   point is enqueued and told first; after that every proposal is a CMA-ES sample.
 - Optuna keeps the pickled CMA state in trial system attrs, so a study reopened after SIGKILL
-  continues the same generation (dead trials: :mod:`.recovery`).
+  continues the same generation (dead trials: :mod:`mergekit_evo.search.fleet.recovery`).
 """
 
 from __future__ import annotations
