@@ -157,7 +157,9 @@ class PSConfig(_Strict):
     optionally split per tensor ``filters`` (emitted as MergeKit conditional parameters).
     """
 
-    method: str = "dare_ties"
+    # one MergeKit method, or several: the search then decides which one's space gets the
+    # budget (successive halving over one CMA-ES per method, search/stage/method_race.py)
+    method: str | list[str] = "dare_ties"
     parameters: list[str] | None = None  # default: every float per-model parameter w/o default
     global_parameters: list[str] = []  # shared float parameters to evolve too (e.g. lambda, t)
     granularity: Literal["model", "layers"] = "model"
@@ -177,6 +179,24 @@ class PSConfig(_Strict):
             if not lo < hi:
                 raise ValueError(f"bounds for {k!r} need low < high, got [{lo}, {hi}]")
         return v
+
+    @field_validator("method")
+    @classmethod
+    def _methods(cls, v: str | list[str]) -> str | list[str]:
+        if isinstance(v, list):
+            if not v:
+                raise ValueError("needs at least one merge method, e.g. [dare_ties, ties]")
+            dupes = sorted({m for m in v if v.count(m) > 1})
+            if dupes:
+                raise ValueError(f"each method may appear once; repeated: {dupes}")
+            if len(v) == 1:
+                return v[0]
+        return v
+
+    @property
+    def methods(self) -> list[str]:
+        """The merge methods searched (one, or the choice)."""
+        return list(self.method) if isinstance(self.method, list) else [self.method]
 
 
 class DFSConfig(_Strict):
@@ -365,6 +385,16 @@ class SearchConfig(_Strict):
                 )
         if self.optimizer.sampler == "nsgaii" and self.mode == "ps_dfs":
             raise ValueError("optimizer.sampler: nsgaii is supported for mode ps or dfs only")
+        if isinstance(self.ps.method, list) and self.ps.recipe is not None:
+            raise ValueError(
+                "ps.method: a recipe (ps.recipe, --from-recipe) fixes its own method; give one "
+                "method or drop the recipe"
+            )
+        if self.fitness.fidelity is not None and self.fitness.objectives == "per_task":
+            raise ValueError(
+                "fitness.fidelity: multi-fidelity stops a candidate on one number; it needs "
+                "fitness.objectives: weighted"
+            )
         if self.fitness.objectives == "per_task" and self.optimizer.sampler == "cmaes":
             raise ValueError(
                 "fitness.objectives: per_task (several objectives) needs optimizer.sampler "
@@ -375,6 +405,39 @@ class SearchConfig(_Strict):
     def model_path(self, name: str) -> str:
         """Path of a source model by name (or the name itself when it already is a path)."""
         return self.models.get(name, name)
+
+    def for_method(self, method: str) -> SearchConfig:
+        """This config with one of ``ps.method``'s methods (the method choice searches each in
+        a study of its own). ``ps.parameters`` (and their bounds and x0) keep only what the
+        method has and uses: no ``density`` for methods that never prune (task_arithmetic,
+        linear), where it would be a dimension that changes nothing."""
+        ps = self.ps
+        if not isinstance(ps.method, list):
+            return self
+        upd: dict[str, Any] = {"method": method}
+        if ps.parameters is not None:
+            keep = [p for p in ps.parameters if p in _used_parameters(method)]
+            upd["parameters"] = keep
+            upd["bounds"] = {k: v for k, v in ps.bounds.items() if k in keep}
+            if isinstance(ps.x0, dict):
+                upd["x0"] = {k: v for k, v in ps.x0.items() if k in keep}
+        return self.model_copy(update={"ps": ps.model_copy(update=upd)})
+
+
+def _used_parameters(method: str) -> set[str]:
+    """A registered method's per-model float parameters that change its result."""
+    from mergekit.merge_methods import registry
+
+    try:
+        m = registry.get(method)
+    except Exception:
+        return set()  # unknown: the PS space names it (with the registered ones)
+    used = {
+        p.name for p in m.spec.parameters if p.value_type is float and p.scope.value != "shared"
+    }
+    if getattr(m, "sparsification_method", "") is None:  # task_arithmetic: density unused
+        used.discard("density")
+    return used
 
 
 def _loc(loc: tuple[Any, ...]) -> str:

@@ -310,10 +310,11 @@ def _space_checks(cfg: SearchConfig) -> list[tuple[str, str]]:
     if cfg.mode in ("ps", "ps_dfs"):
         from mergekit_evo.space.ps import PSSpace
 
-        try:
-            PSSpace.from_config(cfg)
-        except ConfigError as e:
-            errors.extend(e.errors)
+        for method in cfg.ps.methods:
+            try:
+                PSSpace.from_config(cfg.for_method(method))
+            except ConfigError as e:
+                errors.extend(e.errors)
     if cfg.mode == "dfs":
         from mergekit_evo.space.dfs import DFSSpace
 

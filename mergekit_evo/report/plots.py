@@ -66,7 +66,7 @@ def fitness_plot(
         xs = [offset + int(r["number"]) for r in mine]
         ys = [float(r["fitness"]) for r in mine]
         ax.scatter(
-            xs, ys, s=14, alpha=0.6, color=colors.get(stage, f"C{k}"), label=f"{stage} trial"
+            xs, ys, s=14, alpha=0.6, color=colors.get(stage, f"C{k + 2}"), label=f"{stage} trial"
         )
         for x, y in zip(xs, ys, strict=True):
             best = max(best, y)

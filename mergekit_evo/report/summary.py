@@ -27,17 +27,26 @@ def summary_table(metrics: dict[str, Any]) -> str:
         if metrics.get(key) is not None:
             rows.append((label, metrics[key], None))
     champion_report = (report.get("champion") or {}).get("score")
+    stage = metrics.get("champion_stage")
+    where = f"{stage} trial" if stage and ":" in str(stage) else "trial"
     rows.append(
         (
-            f"champion (trial {metrics.get('champion_trial')})",
+            f"champion ({where} {metrics.get('champion_trial')})",
             metrics.get("champion_fitness"),
             champion_report,
         )
     )
     gain_label = "gain over best source"
-    width = max(len(gain_label), *(len(r[0]) for r in rows))
+    confirm = ((metrics.get("champion_confirm") or {}).get("champion")) or None
+    width = max(len(gain_label), *(len(r[0]) for r in rows), 23 if confirm else 0)
     lines = [f"{'model':<{width}}  {'search':>8}  {'report':>8}"]
     lines += [f"{name:<{width}}  {_cell(s):>8}  {_cell(r):>8}" for name, s, r in rows]
+    if confirm is not None:  # the winner's curse: picked on questions it was not searched on
+        lines.append(
+            f"{'champion, confirm slice':<{width}}  {_cell(confirm.get('score')):>8}  "
+            f"{'-':>8}  ({confirm.get('questions')} questions; picked on both: "
+            f"{_cell(confirm.get('pooled'))})"
+        )
     lines.append(
         f"{gain_label:<{width}}  {_gain(metrics.get('fitness_improvement')):>8}  "
         f"{_gain(report.get('improvement')) if report else '-':>8}"

@@ -10,7 +10,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import optuna
 
-_FIXED = ["stage", "number", "state", "fitness", "best_so_far", "seconds", "generation", "yaml"]
+_FIXED = [
+    "stage", "number", "state", "fitness", "best_so_far", "questions", "start", "seconds",
+    "generation", "yaml",
+]  # fmt: skip
 #: the columns that are not a trial's coefficients
 FIXED_COLUMNS = frozenset([*_FIXED, "fail_reason"])
 
@@ -24,6 +27,8 @@ def trial_rows(studies: Sequence[tuple[str, optuna.Study]]) -> list[dict[str, ob
             fit = t.user_attrs.get("fitness")
             if fit is not None and t.state.name == "COMPLETE":
                 best = fit if best is None else max(best, fit)
+            if t.state.name == "PRUNED":  # its fitness over the questions it was scored on
+                fit = t.user_attrs.get("fitness_partial")
             gen = next((v for k, v in t.system_attrs.items() if k.endswith(":generation")), "")
             row: dict[str, object] = {
                 "stage": stage,
@@ -31,6 +36,8 @@ def trial_rows(studies: Sequence[tuple[str, optuna.Study]]) -> list[dict[str, ob
                 "state": t.state.name,
                 "fitness": "" if fit is None else fit,
                 "best_so_far": "" if best is None else best,
+                "questions": t.user_attrs.get("questions", ""),
+                "start": _start(t),
                 "seconds": t.user_attrs.get("seconds", ""),
                 "generation": gen,
                 "yaml": t.user_attrs.get("yaml", ""),
@@ -43,6 +50,13 @@ def trial_rows(studies: Sequence[tuple[str, optuna.Study]]) -> list[dict[str, ob
                 row[k] = v
             rows.append(row)
     return rows
+
+
+def _start(t: optuna.trial.FrozenTrial) -> str:
+    """``start:<name>`` for a standard start point (search/stage/starts.py), else ""."""
+    if not t.user_attrs.get("start_point"):
+        return ""
+    return f"start:{t.user_attrs.get('start_label') or 'x0'}"
 
 
 def trials_csv(studies: Sequence[tuple[str, optuna.Study]]) -> str:

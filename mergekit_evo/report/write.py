@@ -43,10 +43,13 @@ def _coefficients(row: dict[str, Any]) -> dict[str, float]:
 
 
 def _best_row(rows: list[dict[str, Any]], stage: str) -> dict[str, Any] | None:
+    """The stage's best complete row (a method choice's ``ps:<method>`` rows are all ``ps``)."""
     done = [
         r
         for r in rows
-        if r.get("stage") == stage and r.get("state") == "COMPLETE" and r.get("fitness") != ""
+        if str(r.get("stage")).split(":")[0] == stage
+        and r.get("state") == "COMPLETE"
+        and r.get("fitness") != ""
     ]
     return max(done, key=lambda r: (float(r["fitness"]), -int(r["number"])), default=None)
 

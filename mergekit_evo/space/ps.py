@@ -124,6 +124,10 @@ class PSSpace:
         """
         if cfg.ps.recipe is not None:
             return RecipeSpace.from_config(cfg)
+        if isinstance(cfg.ps.method, list):
+            raise ConfigError(
+                [("ps.method", "a method choice is one space per method: cfg.for_method(name)")]
+            )
         ps = cfg.ps
         per_model, shared, spec = _spec_params(ps.method)
         errors: list[tuple[str, str]] = []

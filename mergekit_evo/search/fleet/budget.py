@@ -37,12 +37,13 @@ def fitness_of(t: optuna.trial.FrozenTrial) -> float | None:
 
 
 def holds_slot(t: optuna.trial.FrozenTrial) -> bool:
-    """Does ``t`` use up one trial of the budget (done, running or queued)?"""
+    """Does ``t`` use up one trial of the budget (done, running or queued)?  A PRUNED trial
+    does: it is a candidate scored on part of its questions (multi-fidelity)."""
     from optuna.trial import TrialState
 
     if t.state == TrialState.FAIL:
         return not (t.user_attrs.get("interrupted") or t.user_attrs.get(OVER_BUDGET))
-    return t.state != TrialState.PRUNED
+    return True
 
 
 @dataclass
@@ -51,7 +52,7 @@ class Slots:
 
     max_trials: int
     taken: list[optuna.trial.FrozenTrial] = field(default_factory=list)  # by trial number
-    done: int = 0  # finished trials that count (completed + failed candidates)
+    done: int = 0  # finished trials that count (completed, pruned and failed candidates)
     fitness: list[float] = field(default_factory=list)  # completed fitness, in trial order
 
     @classmethod

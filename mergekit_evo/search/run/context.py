@@ -105,10 +105,16 @@ class RunContext:
             return None
 
     def study_names(self) -> dict[str, str]:
-        """Stage -> the name of its Optuna study."""
+        """Stage -> the name of its Optuna study; a method choice has one PS study per method
+        (stage ``ps:<method>``)."""
         name = self.cfg.study_name
+        methods = self.cfg.ps.methods
+        if len(methods) > 1:
+            ps = {f"ps:{m}": f"{name}-ps-{m}" for m in methods}
+        else:
+            ps = {"ps": f"{name}-ps"}
         if self.cfg.mode == "ps":
-            return {"ps": f"{name}-ps"}
+            return ps
         if self.cfg.mode == "dfs":
             return {"dfs": f"{name}-dfs"}
-        return {"ps": f"{name}-ps", "dfs": f"{name}-dfs"}
+        return {**ps, "dfs": f"{name}-dfs"}

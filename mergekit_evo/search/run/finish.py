@@ -12,7 +12,6 @@ from mergekit_evo.search.run.context import RunContext
 from mergekit_evo.search.run.outputs import trial_counts, write_pareto
 from mergekit_evo.search.scoring.evaluation import Evaluation
 from mergekit_evo.search.scoring.failures import FAILURE_STOP, SearchFailed, failure_message
-from mergekit_evo.search.stage.loop import best_trial
 
 if TYPE_CHECKING:
     import optuna
@@ -40,16 +39,14 @@ def finish(
     from mergekit_evo.report.metrics import build_metrics, start_fitness
     from mergekit_evo.report.trials_csv import trial_rows
     from mergekit_evo.report.write import write_run_report
+    from mergekit_evo.search.stage.confirm import champion as pick_champion
 
     cfg, outputs = run.cfg, run.outputs
     final_study = studies[-1][1]
-    # the last stage's best; a stage that asked nothing (e.g. the wall clock ran out during
-    # PS in PS+DFS) hands the title to the previous stage's best
-    stage, b = studies[-1][0], best_trial(final_study)
-    for name, study in reversed(studies[:-1]):
-        if b is not None:
-            break
-        stage, b = name, best_trial(study)
+    # the best over fitness and confirm questions of every stage (PS+DFS: never below its PS
+    # champion); unconfirmed: the last stage's best (an empty stage hands the title back)
+    picked = pick_champion(studies)
+    stage, b, champion_pooled = picked if picked else (studies[-1][0], None, None)
     recipe = b.user_attrs.get("recipe") if b else None
     champion = float(b.user_attrs["fitness"]) if b else None
     summary = dict(
@@ -64,8 +61,10 @@ def finish(
     if not run.leader:  # the search process writes the run's results
         metrics = build_metrics(**summary, n_trials=trial_counts(studies))
         return SearchResult(run.rundir.root, recipe, metrics, None)
-    if run.two_stage and (ps := best_trial(studies[0][1])) is not None:
+    ps_studies = [(n, st) for n, st in studies if n != "dfs"]
+    if run.two_stage and (ps_pick := pick_champion(ps_studies)) is not None:
         # another process may have written ps_best.yml last with an older best
+        ps = ps_pick[1]
         outputs.on_best_ps_stage(ps.number, ps.user_attrs["recipe"], _as_eval(ps))
     if b is not None and recipe is not None:
         outputs.write_best(recipe, champion or 0.0, b.number, stage)
@@ -83,6 +82,9 @@ def finish(
     )
     if rebuilt is not None:
         metrics["champion_rebuilt_fitness"] = rebuilt
+    metrics["champion_stage"] = stage if b is not None else None
+    metrics["champion_confirm"] = _confirm_summary(studies, stage, b, champion_pooled)
+    metrics["questions_scored"] = questions_scored(studies)
     outputs.write_summary(metrics, studies)
     cfg_doc = cfg.model_dump(mode="json", exclude_none=True)
     write_run_report(run.rundir.root, metrics, rows, cfg_doc, recipe, log=run.log)
@@ -123,6 +125,42 @@ def report_scores_of(run: RunContext, recipe: dict[str, Any]) -> dict[str, Any]:
     return report_scores(
         scorer, run.builder, cfg.models, recipe, run.rundir.champion, run.rundir.work / "report"
     )
+
+
+def questions_scored(studies: list[tuple[str, optuna.Study]]) -> dict[str, int]:
+    """Per stage, the questions its candidates were scored on (pruned ones partially) plus the
+    confirm slice's: what the search cost in scoring."""
+    from mergekit_evo.search.stage.confirm import confirmed
+
+    out: dict[str, int] = {}
+    for name, study in studies:
+        n = sum(int(t.user_attrs.get("questions") or 0) for t in study.get_trials(deepcopy=False))
+        n += sum(int(v["questions"]) for v in confirmed(study).values())
+        out[name] = n
+    return out
+
+
+def _confirm_summary(
+    studies: list[tuple[str, optuna.Study]],
+    stage: str,
+    b: optuna.trial.FrozenTrial | None,
+    pooled: float | None,
+) -> dict[str, Any] | None:
+    """The confirm step in metrics.json: every stage's confirmed trials and the champion's."""
+    from mergekit_evo.search.stage.confirm import confirmed
+
+    per_stage = {
+        name: {str(k): v for k, v in scores.items()}
+        for name, study in studies
+        if (scores := confirmed(study))
+    }
+    if not per_stage:
+        return None
+    mine = per_stage.get(stage, {}).get(str(b.number)) if b is not None else None
+    return {
+        "champion": None if mine is None else {**mine, "pooled": pooled},
+        "stages": per_stage,
+    }
 
 
 def _as_eval(t: optuna.trial.FrozenTrial) -> Evaluation:

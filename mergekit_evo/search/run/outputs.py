@@ -116,13 +116,11 @@ def write_pareto(rundir: RunDir, study: optuna.Study) -> None:
 
 
 def trial_counts(studies: Sequence[tuple[str, optuna.Study]]) -> dict[str, dict[str, int]]:
-    """Trials per stage by state (complete, fail, running), for metrics.json."""
+    """Trials per stage by state (complete, pruned, fail, running), for metrics.json."""
     from optuna.trial import TrialState
 
+    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)
     return {
-        s: {
-            st.name.lower(): len(study.get_trials(deepcopy=False, states=(st,)))
-            for st in (TrialState.COMPLETE, TrialState.FAIL, TrialState.RUNNING)
-        }
+        s: {st.name.lower(): len(study.get_trials(deepcopy=False, states=(st,))) for st in states}
         for s, study in studies
     }

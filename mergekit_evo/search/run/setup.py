@@ -18,6 +18,7 @@ from mergekit_evo.search.run.start_recipes import check_start_recipes
 from mergekit_evo.search.rundir.model_fingerprint import check_same_models, model_fingerprints
 from mergekit_evo.search.scoring.evaluation import CandidateEvaluator
 from mergekit_evo.search.stage.context import OnBest, StageContext
+from mergekit_evo.search.stage.starts import AfterStarts
 from mergekit_evo.search.stage.stopping import StopRule
 from mergekit_evo.search.stage.study import make_sampler, open_study
 
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     import optuna
 
     from mergekit_evo.candidate.base import CandidateBuilder
-    from mergekit_evo.config import SearchConfig
+    from mergekit_evo.config import OptimizerConfig, SearchConfig
     from mergekit_evo.space.base import Space
 
 
@@ -47,7 +48,7 @@ def prepare(run: RunContext) -> None:
     check_same_search(run.rundir, cfg)
     check_same_models(run.remembered("models"), cfg)
     check_start_recipes(cfg)
-    run.scorer = make_scorer(cfg.fitness, cfg.device, fn=run.fitness_fn)
+    run.scorer = make_scorer(cfg.fitness, cfg.device, fn=run.fitness_fn, confirm=cfg.confirm)
     if cfg.report is not None:  # fail now, not after the search, on a bad report task
         run.report_scorer = make_scorer(cfg.report, cfg.device, report=True)
     if run.builder is None:
@@ -72,7 +73,7 @@ def create(run: RunContext) -> None:
                 "studies": names,
                 "mode": cfg.mode,
                 "merge_seed": cfg.merge_seed,
-                "max_trials": {k: budgets[k] for k in names},
+                "max_trials": {k: budgets[k.split(":")[0]] for k in names},
                 # the weights the first run scored on; kept on every later start
                 "models": run.remembered("models") or model_fingerprints(cfg),
             },
@@ -92,17 +93,54 @@ def recover(run: RunContext) -> None:
             run.log(f"resume: {len(dead)} interrupted trial(s) failed and re-queued: {dead}")
 
 
-def open_stage(run: RunContext, stage: str, space: Space) -> optuna.Study:
-    """The stage's study, with this process's sampler."""
-    assert run.storage is not None
-    n_obj = run.scorer.n_objectives if run.scorer else 1
+def _optimizer(run: RunContext) -> OptimizerConfig:
     opt = run.cfg.optimizer
     if not run.leader:
         # its own random stream: with the search's seed, two workers asking before the first
         # trial completes (CMA-ES samples independently then) would draw the same point
         opt = opt.model_copy(update={"seed": int.from_bytes(os.urandom(4), "little")})
-    sampler = make_sampler(opt, len(space.vector), n_obj)
-    return open_study(run.storage, run.study_names()[stage], sampler, n_obj)
+    return opt
+
+
+def open_stage(run: RunContext, stage: str, space: Space) -> optuna.Study:
+    """The stage's study, with this process's sampler (while standard start points are
+    scored, one that proposes nothing: they come from the queue) and, with
+    ``fitness.fidelity``, the multi-fidelity pruner."""
+    import optuna
+
+    from mergekit_evo.search.stage.pruning import IncumbentBoundPruner
+
+    assert run.storage is not None
+    n_obj = run.scorer.n_objectives if run.scorer else 1
+    opt = _optimizer(run)
+    fidelity = run.cfg.fitness.fidelity
+    if run.cfg.start_points.enabled:
+        sampler: optuna.samplers.BaseSampler = optuna.samplers.RandomSampler(seed=opt.seed)
+    else:
+        sampler = make_sampler(opt, len(space.vector), n_obj, prune=fidelity is not None)
+    pruner = IncumbentBoundPruner(fidelity.z) if fidelity is not None else None
+    return open_study(run.storage, run.study_names()[stage], sampler, n_obj, pruner)
+
+
+def after_starts(run: RunContext, space: Space) -> AfterStarts | None:
+    """The sampler a stage switches to once its start points are scored: CMA-ES from the best,
+    its step ``start_points.sigma0`` (None: optimizer.sigma0) in CMA-ES's scaled units."""
+    cfg = run.cfg
+    if not cfg.start_points.enabled:
+        return None
+    opt = _optimizer(run)
+    n_obj = run.scorer.n_objectives if run.scorer else 1
+    prune = cfg.fitness.fidelity is not None
+    # a coordinate's Optuna range is 6 * optimizer.sigma0 of its bounds (space/vector.py), and
+    # CMA-ES scales each range to [0, 1]: a step s of the bounds is s / (6 * sigma0) there
+    step = (cfg.start_points.sigma0 or opt.sigma0) / (6 * opt.sigma0)
+
+    def sampler(x0: dict[str, float]) -> optuna.samplers.BaseSampler:
+        return make_sampler(
+            opt, len(space.vector), n_obj, x0=x0 or None, sigma0=step if x0 else None, prune=prune
+        )
+
+    return sampler
 
 
 def source_baselines(run: RunContext, meta: optuna.Study) -> dict[str, float]:
@@ -137,6 +175,8 @@ def stage_context(
     """One stage's context.  ``owner`` is False: recovery of a killed run happened in
     :func:`recover`, before any worker started."""
     assert run.builder is not None and run.scorer is not None
+    from mergekit_evo.space.starts import start_points
+
     return StageContext(
         study,
         space,
@@ -150,4 +190,6 @@ def stage_context(
         log=run.log,
         elapsed_offset_s=elapsed_offset_s,
         worker=run.worker,
+        starts=start_points(space) if run.cfg.start_points.enabled else None,
+        after_starts=after_starts(run, space),
     )

@@ -48,16 +48,25 @@ def stop_rule(
     return StopRule.from_budget(cfg.budget, pop, max_trials, best_source, failures_since)
 
 
-def ps_candidates(ps_study: optuna.Study, k: int) -> list[dict[str, Any]]:
-    """The PS recipes the DFS stage is built on: the best ``k`` distinct completed recipes."""
+def ps_candidates(ps_studies: list[optuna.Study], k: int) -> list[dict[str, Any]]:
+    """The PS recipes the DFS stage is built on: the best ``k`` distinct completed recipes of
+    every PS study (a method choice has several), the confirmed ones first by their accuracy
+    over fitness and confirm questions (search/stage/confirm.py), then the rest by fitness."""
     from optuna.trial import TrialState
 
-    done = [
-        t
-        for t in ps_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if t.user_attrs.get("fitness") is not None and t.user_attrs.get("recipe")
-    ]
-    done.sort(key=lambda t: (-float(t.user_attrs["fitness"]), t.number))
+    from mergekit_evo.search.stage.confirm import confirmed, pooled
+
+    ranked: list[tuple[tuple[int, float, int, int], optuna.trial.FrozenTrial]] = []
+    for i, study in enumerate(ps_studies):
+        scores = confirmed(study)
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if t.user_attrs.get("fitness") is None or not t.user_attrs.get("recipe"):
+                continue
+            p = pooled(t, scores.get(t.number))
+            value = p if p is not None else float(t.user_attrs["fitness"])
+            ranked.append(((p is None, -value, i, t.number), t))
+    ranked.sort(key=lambda x: x[0])
+    done = [t for _, t in ranked]
     out: list[dict[str, Any]] = []
     seen: set[str] = set()
     for t in done:
@@ -76,7 +85,7 @@ def ps_candidates(ps_study: optuna.Study, k: int) -> list[dict[str, Any]]:
 def dfs_base_recipes(
     storage: optuna.storages.BaseStorage,
     dfs_study_name: str,
-    ps_study: optuna.Study,
+    ps_studies: list[optuna.Study],
     k: int,
     *,
     leader: bool,
@@ -89,6 +98,6 @@ def dfs_base_recipes(
         time.sleep(poll_s)
         recipes = open_study(storage, dfs_study_name, None).user_attrs.get("ps_recipes")
     if not recipes:
-        recipes = ps_candidates(ps_study, k)
+        recipes = ps_candidates(ps_studies, k)
         probe.set_user_attr("ps_recipes", recipes)
     return recipes

@@ -18,8 +18,9 @@ def check_start_recipes(cfg: SearchConfig) -> None:
         if cfg.mode in ("ps", "ps_dfs"):
             from mergekit_evo.space.ps import PSSpace
 
-            ps = PSSpace.from_config(cfg)
-            load_recipe(ps.recipe(ps.vector.x0()))
+            for method in cfg.ps.methods:
+                ps = PSSpace.from_config(cfg.for_method(method))
+                load_recipe(ps.recipe(ps.vector.x0()))
         if cfg.mode == "dfs":
             from mergekit_evo.space.dfs import DFSSpace
 

@@ -15,7 +15,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from mergekit_evo.config import ConfigError, FitnessConfig
+from mergekit_evo.config import ConfigError, ConfirmConfig, FitnessConfig
 
 FitnessFn = Callable[[Any, Any], Any]
 
@@ -86,6 +86,17 @@ class CallableScorer:
             values = [fitness]
         return fitness, values, per
 
+    n_confirm = 0  # a Python fitness has no questions to slice: no confirm step
+
+    def score_candidate(
+        self, model: Any, tokenizer: Any, batch_size: int | None = None, on_rung: Any = None
+    ) -> Any:
+        """One call of the function (no rungs: it is not a set of questions)."""
+        from mergekit_evo.search.scoring.scorer import Scored
+
+        fitness, values, per = self.score(model, tokenizer, batch_size)
+        return Scored(fitness, values, per, None)
+
 
 def _number(v: Any, what: str) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)) and not hasattr(v, "__float__"):
@@ -97,11 +108,20 @@ def _number(v: Any, what: str) -> float:
 
 
 def make_scorer(
-    cfg: FitnessConfig, device: str, report: bool = False, fn: FitnessFn | None = None
+    cfg: FitnessConfig,
+    device: str,
+    report: bool = False,
+    fn: FitnessFn | None = None,
+    confirm: ConfirmConfig | None = None,
 ) -> Any:
-    """The scorer a fitness block asks for: the callable's, or lm-eval's (``Scorer``)."""
+    """The scorer a fitness block asks for: the callable's, or lm-eval's (``Scorer``);
+    ``confirm``: the search's confirm slice (the fitness scorer only)."""
     if fn is not None or cfg.function is not None:
+        if cfg.fidelity is not None:
+            raise ConfigError(
+                [("fitness.fidelity", "needs lm-eval tasks (questions to slice), not a function")]
+            )
         return CallableScorer(cfg, fn)
     from mergekit_evo.search.scoring.scorer import Scorer
 
-    return Scorer(cfg, device, report=report)
+    return Scorer(cfg, device, report=report, confirm=confirm)

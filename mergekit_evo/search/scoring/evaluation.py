@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mergekit_evo.search.scoring.oom import score_with_oom_retry
+from mergekit_evo.search.scoring.scorer import OnRung
 
 if TYPE_CHECKING:
     from mergekit_evo.candidate.base import CandidateBuilder
@@ -28,10 +29,21 @@ class Evaluation:
     values: list[float]  # the study's objective values (one, or one per task)
     per_task: dict[str, Any] = field(default_factory=dict)
     model_dir: Path | None = None  # the merged folder, if still on disk
+    questions: int | None = None  # fitness questions scored (None: a Python fitness)
 
 
-# (recipe, trial number, workdir) -> Evaluation; raise to fail the trial
-Evaluate = Callable[[dict[str, Any], int, Path], Evaluation]
+class Evaluate(Protocol):
+    """(recipe, trial number, workdir) -> Evaluation; raise to fail the trial.  ``on_rung``
+    hears the fitness after each multi-fidelity rung (it raises to stop the candidate)."""
+
+    def __call__(
+        self,
+        recipe: dict[str, Any],
+        number: int,
+        workdir: Path,
+        *,
+        on_rung: OnRung | None = None,
+    ) -> Evaluation: ...
 
 
 @dataclass
@@ -42,15 +54,43 @@ class CandidateEvaluator:
     scorer: Scorer | CallableScorer
     log: Callable[[str], None] = print
 
-    def __call__(self, recipe: dict[str, Any], number: int, workdir: Path) -> Evaluation:
+    def __call__(
+        self,
+        recipe: dict[str, Any],
+        number: int,
+        workdir: Path,
+        *,
+        on_rung: OnRung | None = None,
+    ) -> Evaluation:
         cand = self.builder.build(recipe, workdir)
         scorer = self.scorer
         try:
-            fitness, values, per_task = score_with_oom_retry(
-                lambda bs: scorer.score(cand.model, cand.tokenizer, batch_size=bs),
+            s = score_with_oom_retry(
+                lambda bs: scorer.score_candidate(
+                    cand.model, cand.tokenizer, batch_size=bs, on_rung=on_rung
+                ),
                 scorer.cfg.batch_size,
                 self.log,
             )
         finally:
             self.builder.release(cand)
-        return Evaluation(fitness=fitness, values=values, per_task=per_task, model_dir=cand.path)
+        return Evaluation(
+            fitness=s.fitness,
+            values=s.values,
+            per_task=s.per_task,
+            model_dir=cand.path,
+            questions=s.questions,
+        )
+
+    def confirm(self, recipe: dict[str, Any], workdir: Path) -> tuple[float, int]:
+        """The recipe's accuracy on the confirm slice, and how many questions that is."""
+        cand = self.builder.build(recipe, workdir)
+        scorer = self.scorer
+        try:
+            return score_with_oom_retry(
+                lambda bs: scorer.score_confirm(cand.model, cand.tokenizer, batch_size=bs),
+                scorer.cfg.batch_size,
+                self.log,
+            )
+        finally:
+            self.builder.release(cand)

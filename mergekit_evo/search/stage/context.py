@@ -15,12 +15,14 @@ from typing import TYPE_CHECKING, Any
 from mergekit_evo.search.fleet.workers import Worker
 from mergekit_evo.search.rundir.files import RunDir
 from mergekit_evo.search.scoring.evaluation import Evaluate, Evaluation
+from mergekit_evo.search.stage.starts import AfterStarts
 from mergekit_evo.search.stage.stopping import StopRule
 
 if TYPE_CHECKING:
     import optuna
 
     from mergekit_evo.space.base import Space
+    from mergekit_evo.space.starts import StartPoint
 
 OnBest = Callable[[int, dict[str, Any], Evaluation], None]
 Log = Callable[[str], None]
@@ -47,3 +49,8 @@ class StageContext:
     elapsed_offset_s: float = 0.0  # wall-clock seconds earlier stages used (budget: the search's)
     worker: Worker | None = None  # this process's entry in the study's registry (status)
     poll_s: float = 1.0  # how often to look again while other processes hold the last trials
+    # the standard start points the leader enqueues in a new study (None: the space's x0 only)
+    starts: list[StartPoint] | None = None
+    # the sampler once every start point is scored, started from the best (None: keep the
+    # study's sampler from the first trial on)
+    after_starts: AfterStarts | None = None

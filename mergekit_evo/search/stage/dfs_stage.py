@@ -16,6 +16,10 @@ def run_dfs_stage(ctx: StageContext, dfs: DFSConfig) -> StageResult:
     (under ``ctx.stop``, the whole stage's rule)."""
     budget = ctx.stop.max_trials
     n_polish = polish_budget(dfs.polish_share, budget)
+    # the standard start points are the CMA-ES part's first trials: the polish starts from
+    # the best of them, so they all get scored whatever the share
+    n_starts = sum(p.x is not None for p in ctx.starts or [])
+    n_polish = min(n_polish, max(0, budget - n_starts))
     cma = ctx
     if n_polish:
         note = (

@@ -20,7 +20,10 @@ from mergekit_evo.search.fleet.recovery import heartbeat, recover_interrupted, r
 from mergekit_evo.search.fleet.workers import TRIAL_ATTR
 from mergekit_evo.search.rundir.events import TrialLine
 from mergekit_evo.search.scoring.failures import streak_reason
+from mergekit_evo.search.scoring.scorer import OnRung
+from mergekit_evo.search.stage import starts
 from mergekit_evo.search.stage.context import StageContext
+from mergekit_evo.search.stage.pruning import IncumbentBoundPruner, Pruned, incumbent
 
 if TYPE_CHECKING:
     import optuna
@@ -86,7 +89,12 @@ def run_stage(ctx: StageContext) -> StageResult:
     if recovered:
         log(f"resume: {len(recovered)} interrupted trial(s) failed and re-queued: {recovered}")
     if leader and not study.get_trials(deepcopy=False):
-        study.enqueue_trial(vec.start_params(), user_attrs={"start_point": True})
+        if ctx.starts:
+            starts.enqueue(study, space, ctx.starts, log)
+        else:
+            study.enqueue_trial(vec.start_params(), user_attrs={starts.START_ATTR: True})
+    pruning = isinstance(study.pruner, IncumbentBoundPruner)
+    sampler_ready = ctx.after_starts is None
     waited = 0.0
     while not leader and not study.get_trials(deepcopy=False):
         if waited == 0.0:
@@ -117,6 +125,16 @@ def run_stage(ctx: StageContext) -> StageResult:
                 last_report = time.monotonic()
             time.sleep(poll_s)
             continue
+        if not sampler_ready:
+            waiting, running = starts.unscored(trials)
+            if not waiting and running:  # CMA-ES starts from the best: wait for all of them
+                time.sleep(poll_s)
+                continue
+            if not waiting:
+                first = starts.best_start(trials)
+                assert ctx.after_starts is not None
+                study.sampler = ctx.after_starts(dict(first.params) if first else {})
+                sampler_ready = True
         best_before = max(fit) if fit else None
         with warnings.catch_warnings():  # heartbeats are recorded by hand (see fleet/recovery.py)
             warnings.filterwarnings("ignore", message="Heartbeat of storage")
@@ -140,9 +158,29 @@ def run_stage(ctx: StageContext) -> StageResult:
             t0 = time.monotonic()
             try:
                 with heartbeat(study, trial):
-                    ev = evaluate(recipe, trial.number, workdir)
+                    if pruning:
+                        ev = evaluate(recipe, trial.number, workdir, on_rung=_rung(study, trial))
+                    else:
+                        ev = evaluate(recipe, trial.number, workdir)
                 if not all(math.isfinite(v) for v in [ev.fitness, *ev.values]):
                     raise ValueError(f"non-finite fitness {ev.fitness} (values {ev.values})")
+            except Pruned as p:  # multi-fidelity: it cannot plausibly beat the best any more
+                secs = time.monotonic() - t0
+                trial.set_user_attr("fitness_partial", p.fitness)
+                trial.set_user_attr("questions", p.questions)
+                trial.set_user_attr("seconds", round(secs, 3))
+                study.tell(trial, state=TrialState.PRUNED)  # value: its last rung's fitness
+                log(
+                    TrialLine(
+                        f"trial {trial.number:5d}  pruned  {p.fitness:.4f} on {p.questions} "
+                        f"questions  best {p.incumbent or 0.0:.4f}     ({secs:.1f} s)",
+                        number=trial.number, fitness=None, best=best_before, improved=False,
+                        seconds=secs,
+                    )
+                )  # fmt: skip
+                _cleanup(workdir)
+                clock.publish()
+                continue
             except KeyboardInterrupt:
                 trial.set_user_attr("fail_reason", "interrupted by the user")
                 trial.set_user_attr("interrupted", True)
@@ -171,6 +209,8 @@ def run_stage(ctx: StageContext) -> StageResult:
             trial.set_user_attr("fitness", ev.fitness)
             trial.set_user_attr("per_task", ev.per_task)
             trial.set_user_attr("seconds", round(secs, 3))
+            if ev.questions is not None:
+                trial.set_user_attr("questions", ev.questions)
             study.tell(trial, ev.values if len(ev.values) > 1 else ev.values[0])
             improved = best_before is None or ev.fitness > best_before
             best = ev.fitness if improved else best_before
@@ -193,6 +233,18 @@ def run_stage(ctx: StageContext) -> StageResult:
             _cleanup(workdir)
     log(f"stop ({prefix.rstrip('-') or space.name}): {reason}")
     return stage_result(study, reason)
+
+
+def _rung(study: optuna.Study, trial: optuna.trial.Trial) -> OnRung:
+    """Report a rung's fitness to Optuna (step = questions scored) and stop the candidate when
+    the study's pruner says it cannot plausibly beat the best complete trial."""
+
+    def on_rung(questions: int, fitness: float) -> None:
+        trial.report(fitness, questions)
+        if trial.should_prune():
+            raise Pruned(fitness, questions, incumbent(study))
+
+    return on_rung
 
 
 def _cleanup(workdir: Path) -> None:
