@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -39,8 +40,25 @@ def _filters(value: Any, out: set[str]) -> set[str]:
     return out
 
 
+def _signature(filters: list[str], name: str | None) -> tuple[bool, ...]:
+    """Which of the recipe's filter strings a tensor name contains: all its parameters see."""
+    return tuple(bool(name) and f in name for f in filters)
+
+
+@dataclass(frozen=True)
+class ResolveCall:
+    """The arguments the planner resolved one output tensor's parameters with."""
+
+    tensor_name: str
+    inputs: dict[Any, str]  # model reference -> that model's tensor name
+    base_model: Any
+    t: float
+
+
 @contextlib.contextmanager
-def _shared_resolution(filters: set[str]) -> Iterator[None]:
+def _shared_resolution(
+    filters: set[str], record: list[ResolveCall] | None = None
+) -> Iterator[None]:
     import mergekit.plan as plan
 
     original = plan.resolve_parameters
@@ -48,9 +66,11 @@ def _shared_resolution(filters: set[str]) -> Iterator[None]:
     ordered = sorted(filters)
 
     def signature(name: str | None) -> tuple[bool, ...]:
-        return tuple(bool(name) and f in name for f in ordered)
+        return _signature(ordered, name)
 
     def resolve(spec, *, tensor_name, inputs, sources, base_model=None, t=0):
+        if record is not None:
+            record.append(ResolveCall(tensor_name, dict(inputs), base_model, t))
         reader = getattr(sources, "__self__", None)
         key = (
             spec.name,
@@ -83,9 +103,14 @@ def _shared_resolution(filters: set[str]) -> Iterator[None]:
 
 
 def plan_tensors(
-    config: MergeConfiguration, options: MergeOptions
+    config: MergeConfiguration,
+    options: MergeOptions,
+    calls: list[ResolveCall] | None = None,
 ) -> list[tuple[WeightInfo, ExecuteMergeMethodTask]]:
-    """(output weight, MergeKit task) for every tensor the recipe writes, in MergeKit's order."""
+    """(output weight, MergeKit task) for every tensor the recipe writes, in MergeKit's order.
+
+    ``calls``, if given, receives each task's :class:`ResolveCall` (same order as the tasks).
+    """
     import mergekit.merge as merge
     from mergekit.architecture import get_architecture_info
     from mergekit.io.tasks import LoaderCache
@@ -98,6 +123,62 @@ def plan_tensors(
     )
     planner = MergePlanner(config, arch_info, options=options, out_model_config=out_config)
     raw = config.model_dump(mode="json", exclude_none=True)
-    with _shared_resolution(_filters(raw, set())):
+    with _shared_resolution(_filters(raw, set()), calls):
         planner._plan()  # what plan_to_disk / plan_in_memory run first
-    return list(planner._tensors)
+    tasks = list(planner._tensors)
+    if calls is not None and len(calls) != len(tasks):
+        raise RuntimeError(f"planner resolved {len(calls)} tensors but planned {len(tasks)}")
+    return tasks
+
+
+def recipe_filters(config: MergeConfiguration) -> list[str]:
+    """Every ``filter:`` string of a recipe, sorted (the key of a tensor's parameters)."""
+    return sorted(_filters(config.model_dump(mode="json", exclude_none=True), set()))
+
+
+def resolve_like_planner(
+    config: MergeConfiguration, calls: list[ResolveCall]
+) -> list[tuple[dict[str, Any], dict[Any, dict[str, Any]]]]:
+    """Each call's (shared, per-input) parameters for a ``models:`` recipe, without planning.
+
+    The planner turns ``models:`` into one slice whose sources carry each model's
+    ``parameters`` and no slice or module parameters of their own, so a model's settings are
+    its ``parameters`` then the recipe's; ``resolve_parameters`` (MergeKit's resolver) does the
+    rest.  Calls that agree on ``t`` and on which filters their tensor names contain share one
+    resolution.  Callers check the result against a real plan once per recipe shape.
+    """
+    from mergekit import merge_methods
+    from mergekit.parameter_resolver import resolve_parameters
+
+    spec = merge_methods.get(config.merge_method).spec
+    models = config.models or []
+    filters = recipe_filters(config)
+
+    def sources(model: Any = None) -> Iterator[Any]:
+        if model is not None:
+            for m in models:
+                if m.model == model:
+                    yield m.parameters
+        yield config.parameters
+
+    memo: dict[Any, Any] = {}
+    out = []
+    for call in calls:
+        key = (
+            call.t,
+            call.base_model,
+            _signature(filters, call.tensor_name),
+            tuple((m, _signature(filters, n)) for m, n in call.inputs.items()),
+        )
+        res = memo.get(key)
+        if res is None:
+            res = memo[key] = resolve_parameters(
+                spec,
+                tensor_name=call.tensor_name,
+                inputs=call.inputs,
+                sources=sources,
+                base_model=call.base_model,
+                t=call.t,
+            )
+        out.append(res)
+    return out

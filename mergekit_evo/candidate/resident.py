@@ -2,8 +2,10 @@
 
 Every source model is loaded once (a Hugging Face module on the device, its tensors shared by
 the merge and by DFS routes).  A PS candidate is MergeKit's own plan of the recipe
-(:mod:`.planning`), each tensor's ``ExecuteMergeMethodTask`` run on the resident tensors and
-copied into one working model: no allocation that outlives the tensor, no disk.  A DFS
+(:mod:`.planning`) written into one working model, no disk: for the task-arithmetic family and
+``linear`` by :mod:`.batched` (a layer group per kernel call, parameters resolved without
+re-planning, no host sync), for every other method by running each tensor's
+``ExecuteMergeMethodTask`` on the resident tensors.  A DFS
 candidate is a :class:`~mergekit_evo.engine.LayerStack` over the resident layers (model A's
 embeddings, norm and head; a scale per hop): no weight is copied, and its logits equal the
 materialised ``dfs`` model's.  ``ps_dfs`` (one PS stage) merges the stage in place and routes
@@ -45,7 +47,12 @@ class ResidentCandidateBuilder(CandidateBuilder):
         dtype: str = "bfloat16",
         random_seed: int = 0,
         trust_remote_code: bool = False,
+        batched: bool = True,
     ) -> None:
+        """``batched``: merge the methods :mod:`.batched` covers with its kernels (False: run
+        MergeKit's per-tensor tasks for every method, the reference the tests compare with)."""
+        from mergekit_evo.candidate.batched import BatchedMerger
+
         self.device = device
         self.dtype = dtype
         self.random_seed = random_seed
@@ -56,8 +63,11 @@ class ResidentCandidateBuilder(CandidateBuilder):
         self._working: Any = None  # the model PS candidates are written into
         self._working_from: str | None = None
         self._working_params: dict[str, torch.Tensor] = {}
+        self.batched = batched
+        self._batcher = BatchedMerger(self._raw_tensor, device)
         self.last_merge_s = 0.0  # whole in-place merge (planning included), synchronised
-        self.last_plan_s = 0.0  # of which: MergeKit's planning (host only)
+        self.last_plan_s = 0.0  # of which: planning / parameter resolution (host only)
+        self.last_merge_path = ""  # "batched" or "tasks" (MergeKit's per-tensor tasks)
         self.last_setup_s = 0.0  # DFS route set-up
 
     # ------------------------------------------------------------------ resident models
@@ -185,8 +195,12 @@ class ResidentCandidateBuilder(CandidateBuilder):
         devices = [torch.device(self.device)] if self.device.startswith("cuda") else []
         with torch.no_grad(), torch.random.fork_rng(devices=devices):
             torch.manual_seed(self.random_seed)  # same recipe, same DARE masks, every time
-            planned = plan_tensors(config, options)
-            self.last_plan_s = time.perf_counter() - t0
+            if self._merge_batched(config, options):
+                planned = []
+            else:
+                planned = plan_tensors(config, options)
+                self.last_plan_s = time.perf_counter() - t0
+                self.last_merge_path = "tasks"
             for weight, task in planned:
                 gather = task.gather_tensors
                 if not isinstance(gather, GatherTensors):
@@ -210,15 +224,35 @@ class ResidentCandidateBuilder(CandidateBuilder):
             tok_from = out_path
         return model, tok_from
 
-    def _tensor(self, ref: Any, info: Any, compute: torch.dtype | None) -> torch.Tensor:
+    def _merge_batched(self, config: Any, options: Any) -> bool:
+        """Merge with :mod:`.batched` if it covers the recipe (False: use MergeKit's tasks)."""
+        from mergekit_evo.candidate.batched import NotBatchable
+
+        if not self.batched or not self._batcher.handles(config.merge_method):
+            return False
+        try:
+            self._batcher.merge(config, options, self._working_params)
+        except NotBatchable as why:
+            log.info("merging with MergeKit's per-tensor tasks: %s", why)
+            return False
+        self.last_plan_s = self._batcher.last_plan_s
+        self.last_merge_path = "batched"
+        return True
+
+    def _raw_tensor(self, ref: Any, info: Any) -> torch.Tensor:
+        """The resident tensor a model reference holds for ``info`` (its own dtype)."""
         if ref.lora is not None:
             raise InMemoryUnsupported("LoRA model references are merged on disk")
         params = self._source_params(str(ref.model.path))
         for name in (info.name, *(info.aliases or ()), *(info.tied_names or ())):
             t = params.get(name)
             if t is not None:
-                return t if compute is None or t.dtype == compute else t.to(compute)
+                return t
         raise InMemoryUnsupported(f"{ref.model.path} has no tensor {info.name}")
+
+    def _tensor(self, ref: Any, info: Any, compute: torch.dtype | None) -> torch.Tensor:
+        t = self._raw_tensor(ref, info)
+        return t if compute is None or t.dtype == compute else t.to(compute)
 
     def _source_params(self, path: str) -> dict[str, torch.Tensor]:
         model = self.source(path)

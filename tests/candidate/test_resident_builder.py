@@ -60,26 +60,53 @@ def _state(model) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.parametrize(
-    ("method", "params"),
+    ("method", "params", "dtype"),
     [
-        ("linear", {"normalize": True}),
-        ("task_arithmetic", {"lambda": 0.8}),
-        ("ties", {"normalize": False}),
-        ("breadcrumbs_ties", {}),
+        ("linear", {"normalize": True}, "float32"),
+        ("linear", {"normalize": False}, "bfloat16"),
+        ("task_arithmetic", {"lambda": 0.8}, "float32"),
+        ("ties", {"normalize": False}, "float32"),
+        ("ties", {"rescale": True}, "bfloat16"),
+        ("breadcrumbs", {"lambda": 1.2}, "float32"),
+        ("breadcrumbs_ties", {}, "bfloat16"),
     ],
 )
-def test_ps_in_place_equals_mergekit_on_disk(sources, tmp_path: Path, method, params) -> None:
+@pytest.mark.parametrize("batched", [True, False])
+def test_ps_in_place_equals_mergekit_on_disk(
+    sources, tmp_path: Path, method, params, dtype, batched
+) -> None:
     recipe = _ps(method, sources, **params)
+    recipe["dtype"] = dtype
     if method == "linear":
         recipe.pop("base_model")
     disk = DiskCandidateBuilder(dtype="float32").build(recipe, tmp_path)
-    res = ResidentCandidateBuilder(device="cpu", dtype="float32")
+    res = ResidentCandidateBuilder(device="cpu", dtype="float32", batched=batched)
     ours = res.build(recipe, tmp_path)
+    assert res.last_merge_path == ("batched" if batched else "tasks")
     want, got = _state(disk.model), _state(ours.model)
     assert want.keys() == got.keys()
     for k in want:
         torch.testing.assert_close(got[k], want[k], rtol=0, atol=0, msg=k)
     assert res.exact_for(recipe)
+
+
+def test_candidates_of_one_shape_share_a_plan_and_stay_exact(sources, tmp_path: Path) -> None:
+    """The second candidate's parameters come from the recorded calls, not a new plan."""
+    res = ResidentCandidateBuilder(device="cpu", dtype="float32")
+    first = _ps("ties", sources)
+    res.build(first, tmp_path)
+    second = _ps("ties", sources)
+    second["models"][0]["parameters"]["weight"] = [1.1, 0.2, 0.4, 0.9]
+    second["models"][1]["parameters"]["density"] = 0.3
+    second["models"][0]["parameters"]["density"] = 1.0
+    second["models"][1]["parameters"]["weight"][0]["value"] = -0.4
+    got = _state(res.build(second, tmp_path).model)
+    plans = list(res._batcher._plans.values())
+    assert len(plans) == 1 and plans[0].calls is not None  # one shape, resolved without planning
+    want = _state(DiskCandidateBuilder(dtype="float32").build(second, tmp_path).model)
+    assert res.last_merge_path == "batched" and res._batcher.last_rows == len(want)
+    for k in want:
+        torch.testing.assert_close(got[k], want[k], rtol=0, atol=0, msg=k)
 
 
 def test_second_candidate_overwrites_every_tensor(sources, tmp_path: Path) -> None:
