@@ -34,6 +34,16 @@ log = logging.getLogger(__name__)
 STOCHASTIC_METHODS = ("dare_ties", "dare_linear", "della", "della_linear")
 
 
+def _fuse(model: Any) -> None:
+    """Fuse q/k/v and gate/up in place (:func:`~mergekit_evo.engine.fused.fuse_model`), so
+    the decoder's fused matrices are the very tensors merges write: never stale."""
+    from mergekit_evo.engine import supports
+    from mergekit_evo.engine.fused import fuse_model
+
+    if supports(model):
+        fuse_model(model)
+
+
 class InMemoryUnsupported(ValueError):
     """A recipe the resident builder cannot build in memory (the disk builder can)."""
 
@@ -89,6 +99,7 @@ class ResidentCandidateBuilder(CandidateBuilder):
             )
             model.eval()
             model.requires_grad_(False)
+            _fuse(model)
             self._sources[key] = model
         return model
 
@@ -116,6 +127,7 @@ class ResidentCandidateBuilder(CandidateBuilder):
             )
             model.eval()
             model.requires_grad_(False)
+            _fuse(model)  # before the tensor map: merges then write the fused buffers too
             self._working, self._working_from = model, path
             self._working_params = dict(model.state_dict())
         return self._working

@@ -7,9 +7,16 @@ What makes it fast, compared with ``model.generate`` behind lm-eval's ``hf`` mod
   step costs a graph launch instead of ~15 kernel launches per layer from Python; weights
   changed in place (the resident PS builder) are read by the same graph, so the capture is
   paid once per search, not per candidate;
+- fused q/k/v and gate/up products (:mod:`.fused`), and an attention that reads only each
+  row's filled slots and writes the new one itself (:mod:`.attention`, Triton; SDPA over the
+  masked bucket where Triton is missing or fails its check);
+- prefill of length-sorted rows in sub-batches of about ``prefill_tokens`` tokens, so a batch
+  pays little padding and the matrix products stay large;
 - the few-shot prefix every row of a batch shares is computed once and copied to every row;
 - rows that finished (EOS or a stop string, checked every ``check_every`` steps) are retired:
-  the batch is compacted into a smaller bucket, and decoding ends when every row is done.
+  the batch is compacted into a smaller bucket, and decoding ends when every row is done.  The
+  host checks one interval's tokens while the device runs the next, so they cost no device time
+  (a finished row decodes at most one interval more; its extra tokens are dropped).
 
 Layout: no left padding.  Row ``r`` keeps its context at cache slots ``0 .. L_r - 1`` with
 position ids ``0 .. L_r - 1`` (what ``generate`` gives left-padded rows), then its generated
@@ -91,6 +98,9 @@ class DecodeStats:
     prefill_s: float = 0.0  # wall time to the first token (synchronised)
     decode_s: float = 0.0  # wall time of the decode loop, host checks included
     check_s: float = 0.0  # of which: host-side stop checks (decode + string search)
+    prefill_batches: int = 0  # sub-batches the prefills ran in
+    prefill_padded_tokens: int = 0  # tokens computed by them, padding included
+    attention: str = ""  # decode attention: "triton" or "sdpa"
 
 
 class GreedyDecoder:
@@ -105,8 +115,13 @@ class GreedyDecoder:
         check_every: int = 8,
         min_shared_prefix: int = 64,
         fuse: bool | None = None,
+        attention: str | None = None,
+        prefill_tokens: int = 32768,
     ) -> None:
-        """``fuse``: decode with :mod:`.fused`'s compiled layer functions (None: on CUDA)."""
+        """``fuse``: decode with :mod:`.fused`'s layer functions, compiled on CUDA (None: on
+        CUDA).  ``attention``: ``triton`` or ``sdpa`` for fused decode steps (None: Triton if
+        it runs here and agrees with SDPA).  ``prefill_tokens``: padded tokens per prefill
+        sub-batch."""
         self.stack = stack
         # a shorter shared prefix is prefilled with the rest of its row: computing it apart
         # would make the rows' prefill a masked (non-flash) attention, which costs more
@@ -122,6 +137,9 @@ class GreedyDecoder:
         self._steps: dict[tuple[int, int], _StepGraph] = {}
         self._pool = None
         self._fused = None
+        self.prefill_tokens = max(1, int(prefill_tokens))
+        self._hist: torch.Tensor | None = None  # (batch, check_every) tokens of one interval
+        self._host: list[torch.Tensor] = []  # two (pinned) host copies of it, alternating
         if self.device.type == "cuda" if fuse is None else fuse:
             from mergekit_evo.engine.fused import FusedLayers
 
@@ -129,6 +147,16 @@ class GreedyDecoder:
                 self._fused = FusedLayers(stack.layers, compile=self.device.type == "cuda")
             except ValueError:
                 self._fused = None  # not the plain shape: the modules' own forward
+        self.attention = "sdpa"
+        if self._fused is not None and attention != "sdpa":
+            from mergekit_evo.engine import attention as attn
+
+            t = self._fused.tensors[0]
+            if attention == "triton" or attn.usable(
+                self.device, self.dtype, t.n_q, t.n_kv, t.head_dim
+            ):
+                self.attention = "triton"
+        self.stats.attention = self.attention
 
     # ----------------------------------------------------------------------------- public
     @torch.no_grad()
@@ -136,11 +164,18 @@ class GreedyDecoder:
         self, prompts: Sequence[Sequence[int]], max_new_tokens: int, is_done: IsDone
     ) -> list[list[int]]:
         """Greedy tokens after each prompt, until ``is_done`` or ``max_new_tokens``."""
+        if self._fused is not None and self._fused.refresh():
+            self._steps.clear()  # a layer was fused again: graphs hold the old buffers
         out: list[list[int]] = []
         for start in range(0, len(prompts), self.max_batch):
             chunk = [list(p) for p in prompts[start : start + self.max_batch]]
-            done = (lambda off: lambda r, toks: is_done(off + r, toks))(start)
-            out.extend(self._generate_batch(chunk, max_new_tokens, done))
+            order = sorted(range(len(chunk)), key=lambda i: -len(chunk[i]))  # longest first
+            done = _renumbered(is_done, [start + i for i in order])
+            got = self._generate_batch([chunk[i] for i in order], max_new_tokens, done)
+            back: list[list[int]] = [[] for _ in chunk]
+            for j, i in enumerate(order):
+                back[i] = got[j]
+            out.extend(back)
         return out
 
     @torch.no_grad()
@@ -174,9 +209,8 @@ class GreedyDecoder:
         bsz = _bucket(n, self.max_batch)
         self._ensure_cache(bsz, slots)
         step = self._step_graph(bsz, slots)  # capture before prefill: warm-up writes scratch
-        rows = prompts + [prompts[0]] * (bsz - n)  # bucket filler rows repeat row 0
         t0 = time.perf_counter()
-        first = self._prefill(rows, slots)
+        first = self._prefill(prompts, slots)  # bucket filler rows are not prefilled
         first_host = first.tolist()  # sync: the prefill's time ends here
         t1 = time.perf_counter()
         self.stats.prefill_s += t1 - t0
@@ -185,40 +219,79 @@ class GreedyDecoder:
         gen: list[list[int]] = [[] for _ in range(n)]
         finished = [False] * n
         rowmap = list(range(n)) + [-1] * (bsz - n)  # batch row -> prompt index (-1: filler)
-        step.tok.copy_(first)
-        step.pos.copy_(torch.tensor([len(r) for r in rows], device=self.device))
-        history: list[torch.Tensor] = []  # (bsz,) tokens per step since the last check
-        for b, orig in enumerate(rowmap):
-            if orig >= 0:
-                gen[orig].append(first_host[b])
-                finished[orig] = max_new <= 1 or is_done(orig, gen[orig])
+        step.tok.zero_()
+        step.tok[:n].copy_(first)
+        pos0 = lengths + [0] * (bsz - n)  # fillers decode from slot 0, harmlessly
+        step.pos.copy_(torch.tensor(pos0, device=self.device))
+        for b in range(n):
+            gen[b].append(first_host[b])
+            finished[b] = max_new <= 1 or is_done(b, gen[b])
+
+        def drain(snap: tuple) -> None:
+            """An interval's tokens, on the host once its copy is done: extend, check."""
+            event, host, rmap = snap
+            if event is not None:
+                event.synchronize()
+            toks = host.tolist()
+            tc = time.perf_counter()
+            for b, orig in enumerate(rmap):
+                if orig < 0 or finished[orig]:
+                    continue
+                gen[orig].extend(toks[b])
+                if len(gen[orig]) >= max_new or is_done(orig, gen[orig]):
+                    finished[orig] = True
+            self.stats.check_s += time.perf_counter() - tc
+
         produced = 1
+        pending = None  # the last interval launched, not yet checked
+        flip = 0
         while True:
-            if produced % self.check_every == 0 or produced >= max_new:
-                toks = torch.stack(history, dim=1).tolist() if history else []  # host sync
-                history.clear()
-                tc = time.perf_counter()
-                for b, orig in enumerate(rowmap):
-                    if orig < 0 or finished[orig]:
-                        continue
-                    if toks:
-                        gen[orig].extend(toks[b])
-                    if len(gen[orig]) >= max_new or is_done(orig, gen[orig]):
-                        finished[orig] = True
-                self.stats.check_s += time.perf_counter() - tc
-                live = [r for r in rowmap if r >= 0 and not finished[r]]
-                if not live:
+            live = [r for r in rowmap if r >= 0 and not finished[r]]
+            every = self.check_every  # intervals end where ``produced`` is a multiple of it
+            steps = min(every - produced % every, max_new - produced)
+            if not live or steps <= 0:
+                if pending is None:
                     break
-                if len(live) <= bsz // 2:
-                    step = self._compact(step, rowmap, live, slots)
-                    bsz = step.tok.shape[0]
-                    rowmap = live + [-1] * (bsz - len(live))
-            self._run(step)
-            history.append(step.tok.clone())
-            produced += 1
-            self.stats.decode_steps += 1
+                drain(pending)
+                pending = None
+                continue
+            if len(live) <= bsz // 2:
+                step = self._compact(step, rowmap, live, slots)
+                bsz = step.tok.shape[0]
+                rowmap = live + [-1] * (bsz - len(live))
+            hist = self._interval(bsz, steps)
+            for j in range(steps):
+                self._run(step)
+                hist[:, j].copy_(step.tok)
+            produced += steps
+            self.stats.decode_steps += steps
+            snap = self._snapshot(hist, flip, list(rowmap))
+            flip ^= 1
+            if pending is not None:
+                drain(pending)  # checked while the device runs the interval just launched
+            pending = snap
         self.stats.decode_s += time.perf_counter() - t1
         return [g[:max_new] for g in gen]
+
+    def _interval(self, bsz: int, steps: int) -> torch.Tensor:
+        """A (bsz, steps) device buffer for one interval's tokens."""
+        need = self.max_batch * self.check_every
+        if self._hist is None or self._hist.numel() < need:
+            self._hist = torch.empty(need, dtype=torch.long, device=self.device)
+            pin = self.device.type == "cuda"
+            self._host = [torch.empty(need, dtype=torch.long, pin_memory=pin) for _ in range(2)]
+        return self._hist[: bsz * steps].view(bsz, steps)
+
+    def _snapshot(self, hist: torch.Tensor, flip: int, rmap: list[int]) -> tuple:
+        """Start copying an interval's tokens to the host; (event, host view, row map)."""
+        host = self._host[flip][: hist.numel()].view(hist.shape)
+        if self.device.type != "cuda":
+            host.copy_(hist)
+            return None, host, rmap
+        host.copy_(hist, non_blocking=True)
+        event = torch.cuda.Event()
+        event.record(torch.cuda.current_stream(self.device))
+        return event, host, rmap
 
     def _compact(
         self, step: _StepGraph, rowmap: list[int], live: list[int], slots: int
@@ -253,34 +326,62 @@ class GreedyDecoder:
         self._v = torch.zeros(shape, dtype=self.dtype, device=self.device)
 
     def _prefill(self, rows: list[list[int]], slots: int) -> torch.Tensor:
-        """Context into the cache (shared prefix once); returns each row's first new token."""
+        """Context into the cache (shared prefix once); returns each row's first new token.
+
+        ``rows`` are sorted longest first, so consecutive rows make sub-batches of similar
+        length: each is padded to its own longest row and holds about ``prefill_tokens``.
+        """
         assert self._k is not None and self._v is not None
         st, dev = self.stack, self.device
-        bsz = len(rows)
+        n = len(rows)
         shared = _common_prefix(rows)
         shared = min(shared, min(len(r) for r in rows) - 1)  # every row keeps a suffix token
         if shared < self.min_shared_prefix:
             shared = 0
+        spans: list[tuple[int, int, int]] = []  # (first row, end row, width)
+        a = 0
+        while a < n:
+            width = len(rows[a]) - shared
+            b = min(n, a + max(1, self.prefill_tokens // width))
+            spans.append((a, b, width))
+            a = b
+        # every sub-batch's ids and last positions in one host-to-device copy
+        flat = torch.zeros(
+            sum((b - a) * w + (b - a) for a, b, w in spans) + shared, dtype=torch.long
+        )
+        off = 0
+        views = []
+        for a, b, w in spans:
+            ids = flat[off : off + (b - a) * w].view(b - a, w)
+            last = flat[off + (b - a) * w : off + (b - a) * (w + 1)]
+            for i, r in enumerate(rows[a:b]):
+                tail = r[shared:]
+                ids[i, : len(tail)] = torch.tensor(tail)
+                last[i] = len(tail) - 1
+            views.append((off, b - a, w))
+            off += (b - a) * (w + 1)
+        if shared:
+            flat[off:] = torch.tensor(rows[0][:shared])
+        flat = flat.to(dev)
         if shared > 0:
-            ids = torch.tensor([rows[0][:shared]], device=dev)
-            self._forward_into(ids, start=0, bsz=1)
-            self._k[:, 1:bsz, :, :shared] = self._k[:, :1, :, :shared]
-            self._v[:, 1:bsz, :, :shared] = self._v[:, :1, :, :shared]
-        width = max(len(r) for r in rows) - shared
-        suffix = torch.zeros(bsz, width, dtype=torch.long)
-        last = torch.zeros(bsz, dtype=torch.long)
-        for i, r in enumerate(rows):
-            tail = r[shared:]
-            suffix[i, : len(tail)] = torch.tensor(tail)
-            last[i] = len(tail) - 1
-        h = self._forward_into(suffix.to(dev), start=shared, bsz=bsz)
-        h = h[torch.arange(bsz, device=dev), last.to(dev)]
+            self._forward_into(flat[off:].view(1, shared), start=0, r0=0, r1=1)
+            self._k[:, 1:n, :, :shared] = self._k[:, :1, :, :shared]
+            self._v[:, 1:n, :, :shared] = self._v[:, :1, :, :shared]
+        hs = []
+        for (a, b, w), (o, k, _) in zip(spans, views, strict=True):
+            ids = flat[o : o + k * w].view(k, w)
+            last = flat[o + k * w : o + k * (w + 1)]
+            h = self._forward_into(ids, start=shared, r0=a, r1=b)
+            hs.append(h[torch.arange(k, device=dev), last])
+            self.stats.prefill_batches += 1
+            self.stats.prefill_padded_tokens += k * w
+        h = torch.cat(hs) if len(hs) > 1 else hs[0]
         self.stats.prefill_tokens += shared + sum(len(r) - shared for r in rows)
-        self.stats.shared_prefix_tokens += shared * (bsz - 1)
+        self.stats.shared_prefix_tokens += shared * (n - 1)
         return _finite(st.head(st.norm(h))).argmax(-1)  # the host syncs here anyway
 
-    def _forward_into(self, ids: torch.Tensor, *, start: int, bsz: int) -> torch.Tensor:
-        """Tokens at slots ``start ..`` of rows ``:bsz``, attending to the slots before them."""
+    def _forward_into(self, ids: torch.Tensor, *, start: int, r0: int, r1: int) -> torch.Tensor:
+        """Tokens at slots ``start ..`` of rows ``r0:r1``, attending to the slots before them."""
         assert self._k is not None and self._v is not None
         st, dev = self.stack, self.device
         t = ids.shape[1]
@@ -292,8 +393,24 @@ class GreedyDecoder:
         if start > 0:
             q_pos = torch.arange(start, end, device=dev)[:, None]
             mask = (torch.arange(end, device=dev)[None, :] <= q_pos)[None, None]
+        fused = self._fused
         for i, (layer, scale) in enumerate(zip(st.layers, st.scales, strict=True)):
-            kc, vc = self._k[i, :bsz], self._v[i, :bsz]
+            kc, vc = self._k[i, r0:r1], self._v[i, r0:r1]
+            if fused is not None:  # eager fused functions: one q/k/v and one gate/up product
+                from mergekit_evo.engine.fused import post_attention, pre_attention
+
+                w = fused.tensors[i]
+                if scale != 1.0:
+                    h = h * scale
+                q, k, v = pre_attention(h, w.ln1, w.wqkv, w.bqkv, w.qn, w.kn, cos, sin,
+                                        w.eps, w.head_dim, w.n_q, w.n_kv)  # fmt: skip
+                kc[:, :, start:end] = k.transpose(1, 2)
+                vc[:, :, start:end] = v.transpose(1, 2)
+                o = _attention(q.transpose(1, 2), kc[:, :, :end], vc[:, :, :end], mask,
+                               layer.self_attn.scaling)  # fmt: skip
+                h = post_attention(h, o.transpose(1, 2), w.wo, w.bo, w.ln2, w.wgu, w.wd, w.eps,
+                                   w.inter)  # fmt: skip
+                continue
 
             def kv(k: torch.Tensor, v: torch.Tensor, kc=kc, vc=vc):
                 kc[:, :, start:end] = k
@@ -321,14 +438,7 @@ class GreedyDecoder:
             side.wait_stream(torch.cuda.current_stream(dev))
             with torch.cuda.stream(side):
                 for _ in range(2):  # the first call also compiles the fused layer functions
-                    try:
-                        self._decode(step, bsz, slots)
-                    except Exception as err:  # noqa: BLE001 - any compiler failure: go eager
-                        if self._fused is None:
-                            raise
-                        log.warning("fused decode failed (%s); decoding eagerly", err)
-                        self._fused = None
-                        self._decode(step, bsz, slots)
+                    self._decode_or_fall_back(step, bsz, slots)
                     step.pos.fill_(slots - 1)
             torch.cuda.current_stream(dev).wait_stream(side)
             if self._pool is None:
@@ -340,6 +450,23 @@ class GreedyDecoder:
             self.stats.graph_captures += 1
         self._steps[key] = step
         return step
+
+    def _decode_or_fall_back(self, step: _StepGraph, bsz: int, slots: int) -> None:
+        """A warm-up step; a failure of Triton, then of the compiled layers, drops that part."""
+        while True:
+            try:
+                self._decode(step, bsz, slots)
+                return
+            except Exception as err:  # noqa: BLE001 - any compiler or launch failure
+                if self._fused is not None and self.attention == "triton":
+                    log.warning("Triton decode attention failed (%s); using SDPA", err)
+                    self.attention = self.stats.attention = "sdpa"
+                elif self._fused is not None:
+                    log.warning("fused decode failed (%s); decoding eagerly", err)
+                    self._fused = None
+                else:
+                    raise
+                step.pos.fill_(slots - 1)
 
     def _run(self, step: _StepGraph) -> None:
         if step.graph is not None:
@@ -355,20 +482,30 @@ class GreedyDecoder:
         pos = step.pos
         h = st.embed(step.tok[:, None])
         cos, sin = st.rotary(h, pos[:, None])
-        mask = (torch.arange(slots, device=dev)[None, :] <= pos[:, None])[:, None, None, :]
         fused = self._fused
+        triton = fused is not None and self.attention == "triton"
+        mask = None
+        if triton:
+            from mergekit_evo.engine.attention import decode_attention
+        else:
+            mask = (torch.arange(slots, device=dev)[None, :] <= pos[:, None])[:, None, None, :]
         for i, (layer, scale) in enumerate(zip(st.layers, st.scales, strict=True)):
             kc, vc = self._k[i, :bsz, :, :slots], self._v[i, :bsz, :, :slots]
             if fused is not None:
                 w = fused.tensors[i]
                 if scale != 1.0:
                     h = h * scale
-                q, k, v = fused.pre(h, w.ln1, w.wq, w.bq, w.wk, w.bk, w.wv, w.bv, w.qn, w.kn,
-                                    cos, sin, w.eps, w.head_dim)  # fmt: skip
-                kc[rows, :, pos] = k[:, :, 0]
-                vc[rows, :, pos] = v[:, :, 0]
-                o = _attention(q, kc, vc, mask, layer.self_attn.scaling)
-                h = fused.post(h, o, w.wo, w.bo, w.ln2, w.wg, w.wu, w.wd, w.eps)
+                q, k, v = fused.pre(h, w.ln1, w.wqkv, w.bqkv, w.qn, w.kn, cos, sin, w.eps,
+                                    w.head_dim, w.n_q, w.n_kv)  # fmt: skip
+                if triton:  # writes slot ``pos`` and reads only slots <= pos
+                    o = decode_attention(q[:, 0], k[:, 0], v[:, 0], kc, vc, pos,
+                                         layer.self_attn.scaling)[:, None]  # fmt: skip
+                else:
+                    kc[rows, :, pos] = k[:, 0]
+                    vc[rows, :, pos] = v[:, 0]
+                    o = _attention(q.transpose(1, 2), kc, vc, mask, layer.self_attn.scaling)
+                    o = o.transpose(1, 2)
+                h = fused.post(h, o, w.wo, w.bo, w.ln2, w.wgu, w.wd, w.eps, w.inter)
                 continue
 
             def kv(k: torch.Tensor, v: torch.Tensor, kc=kc, vc=vc):
@@ -419,6 +556,11 @@ def _attention(q, k, v, mask, scale: float) -> torch.Tensor:
     if mask is None:
         return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale, enable_gqa=True)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale, enable_gqa=True)
+
+
+def _renumbered(is_done: IsDone, index: list[int]) -> IsDone:
+    """``is_done`` for rows renumbered: row ``r`` here is row ``index[r]`` of the caller."""
+    return lambda r, toks: is_done(index[r], toks)
 
 
 def _common_prefix(rows: Sequence[Sequence[int]]) -> int:

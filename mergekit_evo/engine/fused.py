@@ -1,15 +1,23 @@
-"""A decode step's layer as two ``torch.compile``d functions of plain tensors.
+"""A decoder layer as plain-tensor functions over *fused* projections, compiled once.
 
 Eager, one Llama-family layer at batch 64 is ~40 small kernels (the RMS norms alone are six
 each, rotary ten), and a CUDA-graph replay of 24 layers still pays each kernel's few
-microseconds: 3.9 ms a step against a 0.4 ms memory floor (docs/benchmarks.md).  Inductor fuses
-the element-wise work around the matrix products.  The functions take the weights as arguments,
-never the modules, so Dynamo guards on shapes and dtypes only: one compilation serves every
-layer, every candidate written in place and every DFS path (a layer used twice is the same
-code with other tensors), with dynamic batch and cache sizes (retiring rows changes the batch).
-The cache write and attention stay outside, eager, so no compiled graph mutates its inputs.
+microseconds.  Inductor fuses the element-wise work around the matrix products, and the
+projections are fused too: q, k and v are one matrix product, gate and up another.
 
-Numerics follow the Hugging Face modules: the RMS norm in float32, cast back before the weight.
+**Fused weights without copies.**  :func:`fuse_layer` moves a layer's q/k/v weights (and
+biases) into one buffer and gate/up into another, then points the modules' parameters at their
+rows of it (``param.data = buffer[rows]``).  The values and the modules' own forward are
+unchanged, no memory is added, and anything that writes the parameters in place (the resident
+builder's merges, batched or MergeKit's tasks) writes the fused matrices too: nothing to
+refresh.  Whatever replaces a parameter's storage instead (``module.to()``, ``param.data = x``)
+breaks the aliasing; :meth:`LayerTensors.intact` notices and :meth:`FusedLayers.refresh` fuses
+that layer again (the decoder then recaptures its CUDA graphs).
+
+The functions take the weights as arguments, never the modules, so Dynamo guards on shapes and
+dtypes only: one compilation serves every layer, every candidate written in place and every DFS
+path.  Numerics follow the Hugging Face modules: the RMS norm in float32, cast back before the
+weight.  Prefill calls the same functions uncompiled (its shapes change every batch).
 """
 
 from __future__ import annotations
@@ -36,29 +44,28 @@ def _rotate_half(x: torch.Tensor) -> torch.Tensor:
 def pre_attention(
     h: torch.Tensor,
     ln: torch.Tensor,
-    wq: torch.Tensor,
-    bq: torch.Tensor | None,
-    wk: torch.Tensor,
-    bk: torch.Tensor | None,
-    wv: torch.Tensor,
-    bv: torch.Tensor | None,
+    wqkv: torch.Tensor,
+    bqkv: torch.Tensor | None,
     qn: torch.Tensor | None,
     kn: torch.Tensor | None,
     cos: torch.Tensor,
     sin: torch.Tensor,
     eps: float,
     head_dim: int,
+    n_q: int,
+    n_kv: int,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Norm, q/k/v projections (and qwen3's q/k norms), rotary: (b, heads, 1, head_dim) each."""
-    b = h.shape[0]
+    """Norm, the fused q/k/v product (qwen3's q/k norms), rotary: (b, t, heads, head_dim)."""
+    b, t = h.shape[0], h.shape[1]
     x = _rms(h, ln, eps)
-    q = F.linear(x, wq, bq).view(b, 1, -1, head_dim)
-    k = F.linear(x, wk, bk).view(b, 1, -1, head_dim)
-    v = F.linear(x, wv, bv).view(b, 1, -1, head_dim)
+    qkv = F.linear(x, wqkv, bqkv)
+    q, k, v = qkv.split([n_q * head_dim, n_kv * head_dim, n_kv * head_dim], dim=-1)
+    q = q.reshape(b, t, n_q, head_dim)
+    k = k.reshape(b, t, n_kv, head_dim)
+    v = v.reshape(b, t, n_kv, head_dim)
     if qn is not None and kn is not None:
         q, k = _rms(q, qn, eps), _rms(k, kn, eps)
-    q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
-    c, s = cos.unsqueeze(1), sin.unsqueeze(1)
+    c, s = cos.unsqueeze(2), sin.unsqueeze(2)
     return q * c + _rotate_half(q) * s, k * c + _rotate_half(k) * s, v
 
 
@@ -68,85 +75,155 @@ def post_attention(
     wo: torch.Tensor,
     bo: torch.Tensor | None,
     ln: torch.Tensor,
-    wg: torch.Tensor,
-    wu: torch.Tensor,
+    wgu: torch.Tensor,
     wd: torch.Tensor,
     eps: float,
+    inter: int,
 ) -> torch.Tensor:
-    """Output projection, residual, norm, gated SiLU MLP, residual."""
-    b = h.shape[0]
-    h = h + F.linear(o.transpose(1, 2).reshape(b, 1, -1), wo, bo)
+    """Output projection, residual, norm, fused gate/up, SiLU, down, residual.
+
+    ``o`` (b, t, heads, head_dim)."""
+    b, t = h.shape[0], h.shape[1]
+    h = h + F.linear(o.reshape(b, t, -1), wo, bo)
     x = _rms(h, ln, eps)
-    return h + F.linear(F.silu(F.linear(x, wg)) * F.linear(x, wu), wd)
+    gate, up = F.linear(x, wgu).split([inter, inter], dim=-1)
+    return h + F.linear(F.silu(gate) * up, wd)
+
+
+def _fuse_rows(params: list[torch.nn.Parameter], fused: torch.Tensor | None) -> torch.Tensor:
+    """``params`` as consecutive rows of one buffer (reused if they already are its rows)."""
+    if fused is not None and _rows_of(params, fused):
+        return fused
+    buf = torch.cat([p.detach() for p in params], dim=0)
+    off = 0
+    for p in params:
+        n = p.shape[0]
+        p.data = buf[off : off + n]
+        off += n
+    return buf
+
+
+def _rows_of(params: list[torch.Tensor], buf: torch.Tensor) -> bool:
+    """Whether ``params`` are, in order, the consecutive rows of ``buf`` (same storage)."""
+    if any(p.dtype != buf.dtype or p.device != buf.device for p in params):
+        return False
+    step = buf.element_size() * (buf[0].numel() if buf.dim() > 1 else 1)
+    ptr = buf.data_ptr()
+    for p in params:
+        if p.data_ptr() != ptr or not p.is_contiguous() or p.shape[1:] != buf.shape[1:]:
+            return False
+        ptr += p.shape[0] * step
+    return ptr == buf.data_ptr() + buf.shape[0] * step
 
 
 @dataclass(frozen=True)
 class LayerTensors:
-    """The tensors of one decoder layer (views of its parameters: in-place merges show)."""
+    """The tensors of one decoder layer; ``wqkv``/``bqkv``/``wgu`` alias the module's params."""
 
     ln1: torch.Tensor
-    wq: torch.Tensor
-    bq: torch.Tensor | None
-    wk: torch.Tensor
-    bk: torch.Tensor | None
-    wv: torch.Tensor
-    bv: torch.Tensor | None
+    wqkv: torch.Tensor
+    bqkv: torch.Tensor | None
     qn: torch.Tensor | None
     kn: torch.Tensor | None
     wo: torch.Tensor
     bo: torch.Tensor | None
     ln2: torch.Tensor
-    wg: torch.Tensor
-    wu: torch.Tensor
+    wgu: torch.Tensor
     wd: torch.Tensor
     eps: float
     head_dim: int
+    n_q: int
+    n_kv: int
+    inter: int
+    parts: tuple[tuple[tuple[torch.Tensor, ...], torch.Tensor], ...]  # (params, their buffer)
 
-    @classmethod
-    def of(cls, layer: Any) -> LayerTensors | None:
-        """The layer's tensors, or None if it is not the plain Llama-family shape."""
-        attn, mlp = layer.self_attn, layer.mlp
-        act = getattr(mlp, "act_fn", None)
-        silu = isinstance(act, torch.nn.SiLU) or type(act).__name__ == "SiLUActivation"
-        if not silu or not all(hasattr(mlp, n) for n in ("gate_proj", "up_proj", "down_proj")):
-            return None
-        if getattr(mlp.gate_proj, "bias", None) is not None:
-            return None
-        eps = getattr(layer.input_layernorm, "variance_epsilon", None)
-        if eps is None:
-            return None
-        qn = getattr(attn, "q_norm", None)
-        kn = getattr(attn, "k_norm", None)
-        return cls(
-            ln1=layer.input_layernorm.weight,
-            wq=attn.q_proj.weight,
-            bq=attn.q_proj.bias,
-            wk=attn.k_proj.weight,
-            bk=attn.k_proj.bias,
-            wv=attn.v_proj.weight,
-            bv=attn.v_proj.bias,
-            qn=None if qn is None else qn.weight,
-            kn=None if kn is None else kn.weight,
-            wo=attn.o_proj.weight,
-            bo=attn.o_proj.bias,
-            ln2=layer.post_attention_layernorm.weight,
-            wg=mlp.gate_proj.weight,
-            wu=mlp.up_proj.weight,
-            wd=mlp.down_proj.weight,
-            eps=float(eps),
-            head_dim=int(attn.head_dim),
-        )
+    def intact(self) -> bool:
+        """Whether the module's parameters are still the rows of the fused buffers."""
+        return all(_rows_of(list(ps), buf) for ps, buf in self.parts)
+
+
+def _plain_shape(layer: Any) -> bool:
+    attn, mlp = getattr(layer, "self_attn", None), getattr(layer, "mlp", None)
+    if attn is None or mlp is None:
+        return False
+    act = getattr(mlp, "act_fn", None)
+    silu = isinstance(act, torch.nn.SiLU) or type(act).__name__ == "SiLUActivation"
+    if not silu or not all(hasattr(mlp, n) for n in ("gate_proj", "up_proj", "down_proj")):
+        return False
+    if getattr(mlp.gate_proj, "bias", None) is not None or mlp.up_proj.bias is not None:
+        return False
+    biases = [getattr(attn, n).bias is not None for n in ("q_proj", "k_proj", "v_proj")]
+    if any(biases) and not all(biases):
+        return False
+    return getattr(layer.input_layernorm, "variance_epsilon", None) is not None
+
+
+@torch.no_grad()
+def fuse_layer(layer: Any) -> LayerTensors | None:
+    """The layer's :class:`LayerTensors`, fusing its projections in place if they are not
+    already (None: not the plain Llama-family shape; the layer is left as it was)."""
+    cached = getattr(layer, "_evo_fused", None)
+    if isinstance(cached, LayerTensors) and cached.intact():
+        return cached
+    if not _plain_shape(layer):
+        return None
+    attn, mlp = layer.self_attn, layer.mlp
+    old = cached if isinstance(cached, LayerTensors) else None
+    qkv = [attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight]
+    gu = [mlp.gate_proj.weight, mlp.up_proj.weight]
+    wqkv = _fuse_rows(qkv, old.wqkv if old else None)
+    wgu = _fuse_rows(gu, old.wgu if old else None)
+    parts: list[tuple[tuple[torch.Tensor, ...], torch.Tensor]] = [
+        (tuple(qkv), wqkv),
+        (tuple(gu), wgu),
+    ]
+    bqkv = None
+    if attn.q_proj.bias is not None:
+        bs = [attn.q_proj.bias, attn.k_proj.bias, attn.v_proj.bias]
+        bqkv = _fuse_rows(bs, old.bqkv if old else None)
+        parts.append((tuple(bs), bqkv))
+    qn = getattr(attn, "q_norm", None)
+    kn = getattr(attn, "k_norm", None)
+    head_dim = int(attn.head_dim)
+    tensors = LayerTensors(
+        ln1=layer.input_layernorm.weight,
+        wqkv=wqkv,
+        bqkv=bqkv,
+        qn=None if qn is None else qn.weight,
+        kn=None if kn is None else kn.weight,
+        wo=attn.o_proj.weight,
+        bo=attn.o_proj.bias,
+        ln2=layer.post_attention_layernorm.weight,
+        wgu=wgu,
+        wd=mlp.down_proj.weight,
+        eps=float(layer.input_layernorm.variance_epsilon),
+        head_dim=head_dim,
+        n_q=attn.q_proj.out_features // head_dim,
+        n_kv=attn.k_proj.out_features // head_dim,
+        inter=mlp.gate_proj.out_features,
+        parts=tuple(parts),
+    )
+    layer._evo_fused = tensors
+    return tensors
+
+
+def fuse_model(model: Any) -> int:
+    """Fuse every plain decoder layer of a Hugging Face model in place; how many were."""
+    inner = getattr(model, "model", None)
+    layers = getattr(inner, "layers", None) or []
+    return sum(fuse_layer(layer) is not None for layer in layers)
 
 
 class FusedLayers:
-    """``pre``/``post`` for every position of a stack, compiled once per process."""
+    """``pre``/``post`` and the fused tensors for every position of a stack."""
 
     _compiled: dict[str, Any] = {}  # shared: one compilation however many decoders
 
     def __init__(self, layers: list[Any], compile: bool = True) -> None:
-        tensors = [LayerTensors.of(layer) for layer in layers]
+        tensors = [fuse_layer(layer) for layer in layers]
         if any(t is None for t in tensors):
             raise ValueError("a layer is not of the plain Llama-family shape")
+        self.layers = layers
         self.tensors: list[LayerTensors] = tensors  # type: ignore[assignment]
         if compile:
             if not self._compiled:
@@ -156,3 +233,15 @@ class FusedLayers:
             self.pre, self.post = self._compiled["pre"], self._compiled["post"]
         else:
             self.pre, self.post = pre_attention, post_attention
+
+    def refresh(self) -> bool:
+        """Fuse again every layer whose parameters moved; True if any did."""
+        changed = False
+        for i, layer in enumerate(self.layers):
+            if not self.tensors[i].intact():
+                fused = fuse_layer(layer)
+                if fused is None:
+                    raise ValueError("a layer is no longer of the plain Llama-family shape")
+                self.tensors[i] = fused
+                changed = True
+        return changed
