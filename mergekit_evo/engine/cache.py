@@ -20,9 +20,12 @@ from mergekit_evo.engine.stack import LayerStack, supports
 class DecoderCache:
     """``decoder_for(model)``: the decoder of the last model seen, rebuilt when it changes."""
 
-    def __init__(self, *, use_graphs: bool | None = None, check_every: int = 8) -> None:
+    def __init__(
+        self, *, use_graphs: bool | None = None, check_every: int = 8, fuse: bool | None = None
+    ) -> None:
         self.use_graphs = use_graphs
         self.check_every = check_every
+        self.fuse = fuse  # GreedyDecoder's ``fuse`` (None: fused layer functions on CUDA)
         self._model: weakref.ref[nn.Module] | None = None
         self._decoder: GreedyDecoder | None = None
 
@@ -39,7 +42,11 @@ class DecoderCache:
             return None
         self._decoder = None  # drop the old cache and graphs before allocating new ones
         self._decoder = GreedyDecoder(
-            stack, max_batch=max_batch, use_graphs=self.use_graphs, check_every=self.check_every
+            stack,
+            max_batch=max_batch,
+            use_graphs=self.use_graphs,
+            check_every=self.check_every,
+            fuse=self.fuse,
         )
         self._model = weakref.ref(model)
         return self._decoder

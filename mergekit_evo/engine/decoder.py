@@ -98,6 +98,7 @@ class DecodeStats:
     prefill_s: float = 0.0  # wall time to the first token (synchronised)
     decode_s: float = 0.0  # wall time of the decode loop, host checks included
     check_s: float = 0.0  # of which: host-side stop checks (decode + string search)
+    prefill_flops: float = 0.0  # useful matrix FLOPs of the prefills (no padding, causal)
     prefill_batches: int = 0  # sub-batches the prefills ran in
     prefill_padded_tokens: int = 0  # tokens computed by them, padding included
     attention: str = ""  # decode attention: "triton" or "sdpa"
@@ -378,7 +379,24 @@ class GreedyDecoder:
         h = torch.cat(hs) if len(hs) > 1 else hs[0]
         self.stats.prefill_tokens += shared + sum(len(r) - shared for r in rows)
         self.stats.shared_prefix_tokens += shared * (n - 1)
+        self.stats.prefill_flops += self._prefill_flops(rows, shared)
         return _finite(st.head(st.norm(h))).argmax(-1)  # the host syncs here anyway
+
+    def _prefill_flops(self, rows: list[list[int]], shared: int) -> float:
+        """Matrix FLOPs a prefill of ``rows`` must do: projections per token, causal attention
+        per row, the head on each row's last token (for the benchmark's rate)."""
+        weights = 0
+        attn = 0
+        for layer in self.stack.layers:
+            weights += sum(
+                m.weight.numel()
+                for m in (*[getattr(layer.self_attn, n) for n in ("q_proj", "k_proj", "v_proj",
+                          "o_proj")], layer.mlp.gate_proj, layer.mlp.up_proj, layer.mlp.down_proj)
+            )  # fmt: skip
+            attn += layer.self_attn.q_proj.out_features  # heads x head dim
+        tokens = [len(r) - shared for r in rows] + ([shared] if shared else [])
+        head = self.stack.head.weight.numel()
+        return float(sum(2 * weights * t + 2 * attn * t * t for t in tokens) + 2 * head * len(rows))
 
     def _forward_into(self, ids: torch.Tensor, *, start: int, r0: int, r1: int) -> torch.Tensor:
         """Tokens at slots ``start ..`` of rows ``r0:r1``, attending to the slots before them."""

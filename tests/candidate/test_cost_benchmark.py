@@ -1,4 +1,4 @@
-"""``benchmarks/candidate_cost.py --tiny`` runs end to end on CPU (a smoke test: no timings)."""
+"""``benchmarks/candidate_cost.py --quick`` runs end to end on CPU (a smoke test: no timings)."""
 
 from __future__ import annotations
 
@@ -11,14 +11,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_candidate_cost_tiny_writes_the_issue_keys(tmp_path: Path) -> None:
+def test_candidate_cost_quick_writes_the_issue_keys(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     env = {**os.environ, "MERGEKIT_EVO_DATA": os.environ.get("MERGEKIT_EVO_DATA", "")}
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "candidate_cost.py"), "--tiny",
-           "--skip-equality", "--work", str(tmp_path / "w"), "--json", str(out)]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "candidate_cost.py"), "--quick",
+           "--stages", "0.37b", "--skip-equality", "--work", str(tmp_path / "w"),
+           "--json", str(out)]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    doc = json.loads(out.read_text())["tiny"]
-    for key in ("card", "mergekit_ondisk_s", "ours_s", "ratio", "merge_s", "dfs_setup_s"):
-        assert doc[key] is not None, key
-    assert doc["scores"]["ours"] and doc["scores"]["mergekit"]
+    doc = json.loads(out.read_text())
+    block = doc["0.37b"]
+    keys = ("ours_s", "mergekit_ondisk_s", "ratio", "merge_s", "decode_step_ms", "prefill_s",
+            "dfs_setup_s", "scores_equal", "ours_1000q_s", "card", "date", "command")  # fmt: skip
+    for key in keys:
+        assert block[key] is not None, key
+        assert key not in ("ours_s", "merge_s", "ours_1000q_s") or doc[key] == block[key]
+    assert block["merge_path"] == "batched"  # the batched kernels, not MergeKit's tasks
+    assert block["scores"]["ours"] and block["scores"]["mergekit"]
+    assert {g["goal"] for g in doc["goals"]} and block["q1000"]["questions"] == 12
