@@ -671,7 +671,7 @@ def plans(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 
 
 #: rough seconds each stage needs on an H200 (for --deadline)
-NEEDS = {"0.37b": 150, "zoo": 120, "zoo-fixture": 60, "7b": 170}
+NEEDS = {"0.37b": 140, "zoo": 110, "7b": 140, "zoo-fixture": 45}
 
 
 def main() -> None:
