@@ -649,6 +649,80 @@ def write(doc: dict[str, Any], path: Path | None) -> None:
         path.write_text(json.dumps(doc, indent=1, default=str) + "\n")
 
 
+# ----------------------------------------------------------------------------------- markdown
+def _f(v: Any, fmt: str, unit: str = "") -> str:
+    return "n/a" if v is None else f"{v:{fmt}}{unit}"
+
+
+def render_markdown(doc: dict[str, Any]) -> str:
+    """The results and goals of a benchmark JSON as Markdown (for docs/benchmarks.md)."""
+    lines = [
+        f"Measured {doc.get('date')} on {doc.get('card')} (torch {doc.get('torch')}, Triton "
+        f"{doc.get('triton')}; bf16 matrix rate measured here "
+        f"{_f(doc.get('card_bf16_tflops_measured'), '.0f')} TFLOP/s), in "
+        f"{_f(doc.get('wall_s'), '.0f')} s. Warm medians (the first candidate of each path, "
+        "which compiles and captures, is left out).",
+        "",
+        "| setup | path | merge | prefill | decode step | **total / candidate** | ratio |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for key, name in (("0.37b", "0.37B"), ("7b", "7B-shaped")):
+        b = doc.get(key)
+        if not b:
+            continue
+        label = f"{name}, {b['questions']} q x {b['max_gen_toks']} tok"
+        lines.append(
+            f"| {label} | MergeKit on disk | {_f(b.get('mergekit_merge_s'), '.2f', ' s')} | | "
+            f"| **{_f(b.get('mergekit_ondisk_s'), '.2f', ' s')}** | |"
+        )
+        lines.append(
+            f"| {label} | ours | {_f((b.get('merge_s') or 0) * 1e3, '.1f', ' ms')} "
+            f"| {_f(b.get('prefill_s'), '.3f', ' s')} ({_f(b.get('prefill_tflops'), '.0f')} "
+            f"TFLOP/s, {_f(100 * (b.get('prefill_peak_fraction') or 0), '.0f')}% of peak) "
+            f"| {_f(b.get('decode_step_ms'), '.2f', ' ms')} (graph "
+            f"{_f(b.get('decode_step_graph_ms'), '.2f', ' ms')}, {b.get('decode_attention')}) "
+            f"| **{_f(b.get('ours_s'), '.3f', ' s')}** | **{_f(b.get('ratio'), '.1f', 'x')}** |"
+        )
+        q = b.get("q1000")
+        if q:
+            lines.append(
+                f"| {name}, {q['questions']} q x {b['max_gen_toks']} tok, batch "
+                f"{q['batch_size']} | ours | "
+                f"| {_f(q.get('prefill_s'), '.2f', ' s')} ({_f(q.get('prefill_tflops'), '.0f')} "
+                f"TFLOP/s) | {_f(q.get('decode_step_ms'), '.2f', ' ms')} "
+                f"| **{_f(q.get('ours_1000q_s'), '.2f', ' s')}** | |"
+            )
+    names = {
+        "gpu-short": "GPU zoo (short preset)",
+        "fixture": "committed CPU zoo",
+        "tiny": "tiny zoo",
+    }
+    for key in ("zoo", "zoo_fixture"):
+        z = doc.get(key)
+        if not z:
+            continue
+        label = names.get(z["zoo"], z["zoo"])
+        scores = ", ".join(
+            f"{c['ours']:.3f}/{c['mergekit']:.3f}" + ("" if c["bf16_equal"] else "*")
+            for c in z["candidates"]
+        )
+        lines.append(
+            f"| {label}, {z['questions']} q, {z['method']} | ours / MergeKit scores: {scores} "
+            f"| | | | {_f(z.get('ours_s'), '.2f', ' s')} / "
+            f"{_f(z.get('mergekit_ondisk_s'), '.2f', ' s')} | equal: {z['scores_equal']} |"
+        )
+    lines += ["", "| goal | measured | |", "|---|---|---|"]
+    for g in doc.get("goals", []):
+        mark = {True: "met", False: "**missed**", None: "not measured"}[g["met"]]
+        v = g["measured"]
+        shown = f"{v:.4g}" if isinstance(v, float) else str(v)
+        lines.append(f"| {g['goal']} | {shown} | {mark} |")
+    for k in ("skipped", "failed"):
+        if doc.get(k):
+            lines.append(f"\n{k}: {doc[k]}")
+    return "\n".join(lines) + "\n"
+
+
 # ----------------------------------------------------------------------------------- main
 def plans(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     if args.quick:
@@ -707,7 +781,15 @@ def main() -> None:
     )
     ap.add_argument("--work", default=None, help="where models are written (default: a tmp dir)")
     ap.add_argument("--json", default=None, help="write the results here (replaced)")
+    ap.add_argument("--markdown", default=None, help="write the results as Markdown here")
+    ap.add_argument("--render", default=None, help="only render this JSON (with --markdown)")
     args = ap.parse_args()
+    if args.render:
+        text = render_markdown(json.loads(Path(args.render).read_text()))
+        if args.markdown:
+            Path(args.markdown).write_text(text)
+        print(text)
+        return
     t_start = time.perf_counter()
     args.quick = args.quick or args.tiny
     if args.quick:
@@ -771,6 +853,8 @@ def main() -> None:
     for g in doc["goals"]:
         mark = {True: "met", False: "MISSED", None: "not measured"}[g["met"]]
         log(f"  {mark:>12}  {g['goal']}: {g['measured']}")
+    if args.markdown:
+        Path(args.markdown).write_text(render_markdown(doc))
     if not args.work:
         shutil.rmtree(work, ignore_errors=True)
     if doc.get("failed"):

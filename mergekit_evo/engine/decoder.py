@@ -150,12 +150,10 @@ class GreedyDecoder:
                 self._fused = None  # not the plain shape: the modules' own forward
         self.attention = "sdpa"
         if self._fused is not None and attention != "sdpa":
-            from mergekit_evo.engine import attention as attn
+            from mergekit_evo.engine.attention import usable
 
             t = self._fused.tensors[0]
-            if attention == "triton" or attn.usable(
-                self.device, self.dtype, t.n_q, t.n_kv, t.head_dim
-            ):
+            if attention == "triton" or usable(self.device, self.dtype, t.n_q, t.n_kv, t.head_dim):
                 self.attention = "triton"
         self.stats.attention = self.attention
 
