@@ -163,6 +163,9 @@ def decode_attention(
     ``q`` (B, Hq, D); ``k_new``/``v_new`` (B, Hkv, D), written into ``k_cache``/``v_cache``
     (B, Hkv, S, D) at ``pos``; returns (B, Hq, D) in ``q``'s dtype.  ``D`` is a power of two.
     """
+    q, k_new, v_new = (t if t.stride(-1) == 1 else t.contiguous() for t in (q, k_new, v_new))
+    if k_cache.stride(-1) != 1 or v_cache.stride(-1) != 1:
+        raise ValueError("the KV cache's last dimension must be contiguous")
     bsz, hq, dim = q.shape
     hkv, slots = k_cache.shape[1], k_cache.shape[2]
     group = hq // hkv
