@@ -32,7 +32,7 @@ python3 benchmarks/candidate_cost.py --stages "${STAGES:-0.37b,zoo,7b,zoo-fixtur
 left=$(( CALL_BUDGET - ($(date +%s) - start) ))
 echo "benchmark done after $(( $(date +%s) - start )) s; ${left} s left for the GPU tests"
 if [ "$left" -gt 45 ]; then
-  timeout "$left" python3 -m pytest -q -m gpu tests/gpu -p no:cacheprovider -rs 2>&1 \
+  timeout "$left" python3 -m pytest -v -m gpu tests/gpu -p no:cacheprovider -rs 2>&1 \
     | tee "$OUT/pytest-gpu.log"
 else
   echo "no time left for the GPU tests" | tee "$OUT/pytest-gpu.log"

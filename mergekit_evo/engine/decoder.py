@@ -459,13 +459,28 @@ class GreedyDecoder:
             torch.cuda.current_stream(dev).wait_stream(side)
             if self._pool is None:
                 self._pool = torch.cuda.graph_pool_handle()
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph, pool=self._pool):
+            try:
+                graph = self._capture(step, bsz, slots)
+            except Exception as err:  # noqa: BLE001 - a kernel that will not capture: SDPA
+                if self._fused is None or self.attention != "triton":
+                    raise
+                log.warning("capturing the Triton decode step failed (%s); using SDPA", err)
+                self.attention = self.stats.attention = "sdpa"
+                torch.cuda.synchronize(dev)
+                step.pos.fill_(slots - 1)
                 self._decode(step, bsz, slots)
+                step.pos.fill_(slots - 1)
+                graph = self._capture(step, bsz, slots)
             step.graph = graph
             self.stats.graph_captures += 1
         self._steps[key] = step
         return step
+
+    def _capture(self, step: _StepGraph, bsz: int, slots: int) -> torch.cuda.CUDAGraph:
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, pool=self._pool):
+            self._decode(step, bsz, slots)
+        return graph
 
     def _decode_or_fall_back(self, step: _StepGraph, bsz: int, slots: int) -> None:
         """A warm-up step; a failure of Triton, then of the compiled layers, drops that part."""

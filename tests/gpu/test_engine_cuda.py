@@ -30,7 +30,7 @@ def test_graph_decoding_equals_hf_generate_in_float32() -> None:
     prompts = _prompts(3, 12, 70)
     want = _hf_greedy(model, prompts, 24)
     dec = GreedyDecoder(LayerStack.from_model(model), max_batch=16, check_every=4)
-    assert dec._fused is not None and dec.attention == "triton"
+    assert dec._fused is not None  # head_dim 8: SDPA (the Triton kernel needs >= 16)
     got = dec.generate(prompts, 24, lambda r, t: r % 3 == 0 and len(t) >= 8)
     assert dec.stats.graph_captures >= 1 and dec.stats.shared_prefix_tokens > 0
     for r, toks in enumerate(got):
@@ -51,24 +51,30 @@ def test_in_place_ties_on_cuda_equals_mergekit(tmp_path: Path) -> None:
         torch.testing.assert_close(got[k].cpu(), want[k].cpu(), rtol=0, atol=0, msg=k)
 
 
-def test_cli_search_on_cuda_runs_clean(tmp_path: Path) -> None:
-    out = tmp_path / "run"
-    cmd = [sys.executable, "-c", "from mergekit_evo.cli import main; main()", "search",
-           str(ROOT / "recipes" / "zoo-ps.yml"), "--out", str(out), "--device", "cuda",
-           "--max-trials", "6"]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["trials"]["ps"]["fail"] == 0 and metrics["trials"]["ps"]["complete"] == 6
-    assert (out / "best.yml").exists()
-
-
 @pytest.mark.parametrize("arch", ["llama", "qwen3", "mistral"])
 def test_fused_triton_decoding_equals_hf_generate_in_float32(arch: str) -> None:
-    from mergekit_evo.engine import GreedyDecoder, LayerStack
-    from tests.engine.test_decoder import _hf_greedy, _model, _prompts
+    import transformers
 
-    model = _model(arch, layers=3).cuda()
+    from mergekit_evo.engine import GreedyDecoder, LayerStack
+    from tests.engine.test_decoder import _hf_greedy, _prompts
+    from tests.tiny_models import _CONFIGS
+
+    cfg = _CONFIGS[arch](
+        vocab_size=97,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        tie_word_embeddings=False,
+    )  # head_dim 16: the smallest the Triton kernel takes
+    torch.manual_seed(0)
+    model = transformers.AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(3.0)  # logits far from ties
+    model = model.eval().cuda()
     prompts = _prompts(7, 9, 0) + _prompts(8, 4, 200)  # ragged: 1 to 208 tokens
     want = _hf_greedy(model, prompts, 20)
     dec = GreedyDecoder(LayerStack.from_model(model), max_batch=16, check_every=5)
@@ -169,3 +175,15 @@ def test_in_place_merges_reach_the_graph_decoder_on_cuda(tmp_path: Path) -> None
         ref = DiskCandidateBuilder(device="cuda", dtype="float32").build(recipe, tmp_path / "d")
         assert dec.generate(prompts, 12, lambda r, t: False) == _hf_greedy(ref.model, prompts, 12)
     assert dec.stats.graph_captures == 1  # one capture served every candidate
+
+
+def test_cli_search_on_cuda_runs_clean(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-c", "from mergekit_evo.cli import main; main()", "search",
+           str(ROOT / "recipes" / "zoo-ps.yml"), "--out", str(out), "--device", "cuda",
+           "--max-trials", "6"]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["trials"]["ps"]["fail"] == 0 and metrics["trials"]["ps"]["complete"] == 6
+    assert (out / "best.yml").exists()
