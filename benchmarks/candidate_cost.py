@@ -745,7 +745,7 @@ def plans(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 
 
 #: rough seconds each stage needs on an H200 (for --deadline)
-NEEDS = {"0.37b": 140, "zoo": 110, "7b": 140, "zoo-fixture": 45}
+NEEDS = {"0.37b": 160, "zoo": 110, "7b": 140, "zoo-fixture": 45}
 
 
 def main() -> None:

@@ -412,19 +412,17 @@ class GreedyDecoder:
         fused = self._fused
         for i, (layer, scale) in enumerate(zip(st.layers, st.scales, strict=True)):
             kc, vc = self._k[i, r0:r1], self._v[i, r0:r1]
-            if fused is not None:  # eager fused functions: one q/k/v and one gate/up product
-                from mergekit_evo.engine.fused import post_attention, pre_attention
-
+            if fused is not None:  # one q/k/v and one gate/up product (compiled on CUDA)
                 w = fused.tensors[i]
                 if scale != 1.0:
                     h = h * scale
-                q, k, v = pre_attention(h, w.ln1, w.wqkv, w.bqkv, w.qn, w.kn, cos, sin,
+                q, k, v = fused.pre(h, w.ln1, w.wqkv, w.bqkv, w.qn, w.kn, cos, sin,
                                         w.eps, w.head_dim, w.n_q, w.n_kv)  # fmt: skip
                 kc[:, :, start:end] = k.transpose(1, 2)
                 vc[:, :, start:end] = v.transpose(1, 2)
                 o = _attention(q.transpose(1, 2), kc[:, :, :end], vc[:, :, :end], mask,
                                layer.self_attn.scaling)  # fmt: skip
-                h = post_attention(h, o.transpose(1, 2), w.wo, w.bo, w.ln2, w.wgu, w.wd, w.eps,
+                h = fused.post(h, o.transpose(1, 2), w.wo, w.bo, w.ln2, w.wgu, w.wd, w.eps,
                                    w.inter)  # fmt: skip
                 continue
 

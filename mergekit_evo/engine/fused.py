@@ -16,8 +16,9 @@ that layer again (the decoder then recaptures its CUDA graphs).
 
 The functions take the weights as arguments, never the modules, so Dynamo guards on shapes and
 dtypes only: one compilation serves every layer, every candidate written in place and every DFS
-path.  Numerics follow the Hugging Face modules: the RMS norm in float32, cast back before the
-weight.  Prefill calls the same functions uncompiled (its shapes change every batch).
+path; a second one (dynamic batch and length) serves the prefill, where Inductor fuses the
+norms, rotary and SiLU over tens of thousands of tokens.  Numerics follow the Hugging Face
+modules: the RMS norm in float32, cast back before the weight.
 """
 
 from __future__ import annotations
