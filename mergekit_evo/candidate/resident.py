@@ -5,16 +5,17 @@ the merge and by DFS routes).  A PS candidate is MergeKit's own plan of the reci
 (:mod:`.planning`) written into one working model, no disk: for the task-arithmetic family and
 ``linear`` by :mod:`.batched` (a layer group per kernel call, parameters resolved without
 re-planning, no host sync), for every other method by running each tensor's
-``ExecuteMergeMethodTask`` on the resident tensors.  A DFS
-candidate is a :class:`~mergekit_evo.engine.LayerStack` over the resident layers (model A's
-embeddings, norm and head; a scale per hop): no weight is copied, and its logits equal the
-materialised ``dfs`` model's.  ``ps_dfs`` (one PS stage) merges the stage in place and routes
-over the working model and the partner.
+``ExecuteMergeMethodTask`` on the resident tensors.  A DFS candidate is a
+:class:`~mergekit_evo.engine.LayerStack` over the resident layers (model A's embeddings, norm and
+head; a scale per hop): no weight is copied, and its logits equal the materialised ``dfs``
+model's.  ``ps_dfs`` (one PS stage) merges the stage in place and routes over the working model
+and the partner.  Loaded models get fused q/k/v and gate/up buffers that their parameters alias
+(:func:`~mergekit_evo.engine.fused.fuse_model`), so merges write what the decoder reads.
 
-Numerics equal MergeKit's for deterministic methods.  DARE-style methods draw their masks with
-``torch.bernoulli`` on the device, seeded per candidate, which is not the stream of a CPU
-``mergekit-yaml --random-seed`` run: :attr:`exact_for` says so, and the search re-scores the
-champion rebuilt by MergeKit (``best.yml``) at the end and reports both numbers.
+Numerics equal MergeKit's for deterministic methods.  DARE and DELLA draw their masks on the
+device (whole layer groups at once in :mod:`.batched`), seeded per candidate, which is not the
+stream of a ``mergekit-yaml --random-seed`` run: :attr:`exact_for` says so, and the search
+re-scores the champion rebuilt by MergeKit (``best.yml``) at the end and reports both numbers.
 """
 
 from __future__ import annotations
