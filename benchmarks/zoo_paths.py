@@ -1,7 +1,7 @@
 """Hand-built layer paths against weight merges on a zoo (issue 13's "measure first").
 
     python benchmarks/zoo_paths.py --zoo fixtures/zoo-paths [--device cpu|cuda] [--limit N]
-        [--json docs/zoo-paths.json]
+        [--ks 3,7,11] [--candidates disk|auto] [--batch-size N] [--json docs/zoo-paths.json]
 
 Before a DFS search is asked to find a layer path that adds what no weight merge can, this
 checks by hand that one exists: it scores on the zoo's search split (greedy, as the search does)
@@ -28,7 +28,16 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from zoo_table import METRIC, Models, _commit, _machine, _quiet, evaluator, zoo_sources  # noqa: E402
+from zoo_table import (  # noqa: E402
+    METRIC,
+    Models,
+    _commit,
+    _machine,
+    _quiet,
+    evaluator,
+    zoo_max_gen_toks,
+    zoo_sources,
+)
 
 GRID = (0.5, 1.0, 1.5)
 
@@ -78,26 +87,38 @@ def run(of: str, a: int, b: int) -> list[tuple[str, int]]:
     return [(of, i) for i in range(a, b + 1)]
 
 
-def paths(sources: list[str], layers: int) -> dict[str, tuple[list[str], list[tuple[str, int]]]]:
-    """Named paths: for each choice of model A, the shapes the module docstring lists."""
+def default_ks(layers: int) -> list[int]:
+    """Split points k: every layer on a toy zoo (8 layers), about eight on a deeper model."""
+    if layers <= 8:
+        return list(range(layers - 1))
+    step = max(1, layers // 8)
+    return list(range(step - 1, layers - 1, step))
+
+
+def paths(
+    sources: list[str], layers: int, ks: list[int] | None = None
+) -> dict[str, tuple[list[str], list[tuple[str, int]]]]:
+    """Named paths: for each choice of model A, the shapes the module docstring lists; ``ks``:
+    where "A's first k layers, then the other's" splits (default :func:`default_ks`)."""
     last = layers - 1
+    ks = default_ks(layers) if ks is None else [k for k in ks if 0 <= k < last]
+    rev = [k for k in (1, 3, 5) if k < last] if layers <= 8 else ks[::2]
     out: dict[str, tuple[list[str], list[tuple[str, int]]]] = {}
     for a in sources:
         o = next(s for s in sources if s != a)
         order = [a, o]
         ua, uo = a.upper(), o.upper()
         out[f"A={ua}: {uo} 0-{last}"] = (order, run(o, 0, last))
-        for k in range(0, last):
+        for k in ks:
             out[f"A={ua}: {ua} 0-{k}, {uo} {k + 1}-{last}"] = (
                 order,
                 run(a, 0, k) + run(o, k + 1, last),
             )
-        for k in (1, 3, 5):
-            if k < last:
-                out[f"A={ua}: {uo} 0-{k}, {ua} {k + 1}-{last}"] = (
-                    order,
-                    run(o, 0, k) + run(a, k + 1, last),
-                )
+        for k in rev:
+            out[f"A={ua}: {uo} 0-{k}, {ua} {k + 1}-{last}"] = (
+                order,
+                run(o, 0, k) + run(a, k + 1, last),
+            )
         for k in (0, 1, 3):
             out[f"A={ua}: {ua} 0-{k}, then {uo} 0-{last}"] = (order, run(a, 0, k) + run(o, 0, last))
         out[f"A={ua}: {uo} 0-{last}, then {ua} {last // 2}-{last}"] = (
@@ -118,6 +139,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--limit", type=int, default=100, help="search-split questions")
     ap.add_argument("--work", type=Path, default=Path("/tmp/mergekit-evo-zoo-paths"))
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--ks", default=None, help="split points k, e.g. 3,7,11 (default: see code)")
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--candidates", default="disk", choices=["disk", "auto", "memory"])
     args = ap.parse_args(argv)
     _quiet()
     import mergekit_evo._hook  # noqa: F401
@@ -128,10 +152,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     layers = int(manifest["size_config"]["layers"])
     sources = zoo_sources(zoo)
     args.work.mkdir(parents=True, exist_ok=True)
-    models = Models(args.work, args.device)
+    models = Models(args.work, args.device, candidates=args.candidates)
     ev = evaluator(
-        [("zoo_target_search", METRIC)], [zoo / "tasks"], limit=args.limit, device=args.device
-    )
+        [("zoo_target_search", METRIC)], [zoo / "tasks"], limit=args.limit, device=args.device,
+        batch_size=args.batch_size, max_gen_toks=zoo_max_gen_toks(zoo),
+    )  # fmt: skip
+    ks = [int(k) for k in args.ks.split(",")] if args.ks else None
     rows: dict[str, dict[str, Any]] = {}
 
     def score(label: str, kind: str, source: str | dict[str, Any]) -> None:
@@ -144,7 +170,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for wa in GRID:
         for wb in (*GRID, 2.0):
             score(f"TA({wa}, {wb})", "merge", ta_recipe(zoo, sources, (wa, wb)))
-    for label, (order, path) in paths(sources, layers).items():
+    for label, (order, path) in paths(sources, layers, ks).items():
         score(label, "path", path_recipe(zoo, order, layers, path))
     best = {k: max((v["search"] for v in rows.values() if v["kind"] == k), default=None)
             for k in ("model", "merge", "path")}  # fmt: skip

@@ -21,8 +21,16 @@ SCALES = (0.5, 1.0, 1.5, 2.0)  # the single-source control's scales
 EPS = 1e-9  # accuracies are fractions of questions: 0.58 - 0.55 must count as 3 points
 
 
-def goals(rows: dict[str, dict[str, Any]], sources: list[str]) -> list[dict[str, Any]]:
-    """Issue 13's goals on one zoo's held-out split, each with the numbers it was decided on."""
+SEARCHED = ("ps", "dfs", "dfs_cma", "ps_dfs")
+
+
+def goals(
+    rows: dict[str, dict[str, Any]], sources: list[str], design: str = "paths"
+) -> list[dict[str, Any]]:
+    """The goals of the zoo's issue on one zoo's held-out split, each with the numbers it was
+    decided on: issue 18's for design ``real-base``, else issue 13's."""
+    if design == "real-base":
+        return real_base_goals(rows, sources)
     h = {k: v["heldout"] for k, v in rows.items() if v.get("heldout") is not None}
     best_src = max(h[k] for k in sources)
     controls = max(v for k, v in h.items() if k.startswith("control:"))
@@ -50,6 +58,49 @@ def goals(rows: dict[str, dict[str, Any]], sources: list[str]) -> list[dict[str,
                 "goal": "PS+DFS champion >= PS champion + 3 points",
                 "holds": h["ps_dfs"] - h["ps"] >= 0.03 - EPS,
                 "numbers": f"PS+DFS {h['ps_dfs']:.4f}, PS {h['ps']:.4f}",
+            }
+        )
+    return out
+
+
+def real_base_goals(rows: dict[str, dict[str, Any]], sources: list[str]) -> list[dict[str, Any]]:
+    """Issue 18's goals (a zoo on a real pretrained base): the best searched champion >= the
+    best source + 10 points and >= the best hand merge + 3; DFS >= the best source + 5;
+    PS+DFS >= max(PS, DFS). Hand merges: the equal-weight one and the grid's pick (``hand*``)."""
+    h = {k: v["heldout"] for k, v in rows.items() if v.get("heldout") is not None}
+    best_src = max(h[k] for k in sources)
+    hands = {k: v for k, v in h.items() if k == "hand" or k.startswith("hand:")}
+    out = []
+    searched = {k: h[k] for k in SEARCHED if k in h}
+    if searched and hands:
+        top = max(searched, key=lambda k: searched[k])
+        best_hand = max(hands.values())
+        out.append(
+            {
+                "goal": "best searched champion >= best source + 10 points and >= best hand "
+                "merge + 3 points",
+                "holds": searched[top] - best_src >= 0.10 - EPS
+                and searched[top] - best_hand >= 0.03 - EPS,
+                "numbers": f"{LABELS[top]} {searched[top]:.4f}, best source {best_src:.4f}, "
+                f"best hand merge {best_hand:.4f}",
+            }
+        )
+    if "dfs" in h:
+        out.append(
+            {
+                "goal": "DFS champion >= best source + 5 points",
+                "holds": h["dfs"] - best_src >= 0.05 - EPS,
+                "numbers": f"DFS {h['dfs']:.4f}, best source {best_src:.4f}",
+            }
+        )
+    if "ps_dfs" in h and ("ps" in h or "dfs" in h):
+        ref = max(h.get("ps", 0.0), h.get("dfs", 0.0))
+        out.append(
+            {
+                "goal": "PS+DFS champion >= max(PS, DFS)",
+                "holds": h["ps_dfs"] >= ref - EPS,
+                "numbers": f"PS+DFS {h['ps_dfs']:.4f}, PS {h.get('ps', float('nan')):.4f}, "
+                f"DFS {h.get('dfs', float('nan')):.4f}",
             }
         )
     return out
@@ -135,14 +186,22 @@ def render(doc: dict[str, Any]) -> str:
         "",
         f"```\n{m['command']}\n```",
         "",
-        f"Search fitness: `zoo_target_search` ({METRIC}, greedy, 16 tokens). Held-out: "
+        f"Search fitness: `zoo_target_search` ({METRIC}, greedy, "
+        f"{m.get('max_gen_toks', 16)} tokens). Held-out: "
         "`zoo_target_heldout`, same scoring, never seen by a search. Accuracies in %.",
         "",
         "Rows: the base and the two sources as they are; each control is MergeKit task arithmetic"
         " with one source (base + s * (source - base), s in "
         f"{', '.join(str(x) for x in SCALES)}, s chosen on the search split), or always answering"
         " the search split's most frequent gold number; the hand merge is base + every task vector"
-        " at weight 1 (MergeKit task arithmetic, not searched); each champion is the search's"
+        " at weight 1 (MergeKit task arithmetic, not searched)"
+        + (
+            ", and the best hand merge of a grid is task arithmetic with the weights (one per"
+            " source) that scored best on the search split"
+            if any("hand:grid" in z["rows"] for z in doc["zoos"])
+            else ""
+        )
+        + "; each champion is the search's"
         " `best.yml` rebuilt with MergeKit. Evaluations = candidates the search scored (trials,"
         " both stages for PS+DFS); wall s = the search's wall time on this machine (for a control:"
         " its scale sweep and held-out scoring). The search-split column of a champion is the"

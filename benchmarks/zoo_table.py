@@ -1,11 +1,14 @@
-"""The zoo table (issues 5 and 13): does evolutionary merging beat its sources on the offline zoo?
+"""The zoo table (issues 5, 13, 18): does evolutionary merging beat its sources on the offline zoo?
 
     python benchmarks/zoo_table.py [--zoo ZOO_DIR ...] [--device cpu|cuda] [--quick]
         [--ps-trials N] [--dfs-trials N] [--ps-dfs-trials N] [--limit N] [--heldout-limit N]
         [--run ps_dfs=RUN_DIR] [--work DIR] [--md docs/zoo.md] [--json docs/zoo.json]
+        [--candidates disk|auto|memory] [--batch-size N] [--hand-grid 0.5,1,1.5]
 
 For each zoo (``--zoo`` repeated: one per zoo seed) it runs the zoo searches of the zoo's design
-(``recipes/zoo-*.yml`` for ``verbs``, ``recipes/zoo-paths-*.yml`` for ``paths``; fitness on
+(``recipes/zoo-*.yml`` for ``verbs``, ``recipes/zoo-paths-*.yml`` for ``paths``,
+``recipes/zoo-real-*.yml`` for ``real-base``, whose GPU run is ``benchmarks/real_zoo_device.sh``;
+fitness on
 ``zoo_target_search``) through :func:`mergekit_evo.search.run_search`: PS, DFS with the slot-flip
 polish (the default), DFS with CMA-ES alone (``polish_share: 0``, same budget) and PS+DFS (its PS
 stage given the PS search's budget). Then it scores on the held-out split ``zoo_target_heldout``
@@ -14,8 +17,10 @@ scale (chosen on the search split), the best constant answer, the equal-weight h
 (base + the sum of the task vectors) and every champion. It also scores every candidate of the
 first zoo's PS search with a cheap proxy (log-likelihood of the gold answer, no generation) and
 reports the proxy's Spearman rank correlation with the accuracy the search measured. Goals are
-judged per zoo and hold only if they hold on every zoo. Writes ``docs/zoo.md`` and
-``docs/zoo.json``.
+judged per zoo (issue 18's for ``real-base``, issue 13's otherwise: ``zoo_report.goals``) and
+hold only if they hold on every zoo. ``--hand-grid`` adds the best task-arithmetic merge of a
+weight grid (picked on the search split). Writes ``docs/zoo.md`` and ``docs/zoo.json``
+(``--md``/``--json``: e.g. ``docs/zoo-real.md``/``.json``).
 
 ``--run KIND=DIR`` reuses a finished search (e.g. the README's ``mergekit-evo search
 recipes/zoo-ps-dfs.yml --out runs/zoo``) instead of running it again; its wall time is read from
@@ -52,7 +57,7 @@ RECIPE_SETS = {
         "dfs_cma": REPO / "recipes" / f"{prefix}-dfs.yml",
         "ps_dfs": REPO / "recipes" / f"{prefix}-ps-dfs.yml",
     }
-    for design, prefix in (("verbs", "zoo"), ("paths", "zoo-paths"))
+    for design, prefix in (("verbs", "zoo"), ("paths", "zoo-paths"), ("real-base", "zoo-real"))
 }
 KINDS = ("ps", "dfs", "dfs_cma", "ps_dfs")
 PROXY_TASKS = {
@@ -102,17 +107,20 @@ def evaluator(
     limit: int | None,
     device: str,
     report: bool = False,
+    batch_size: int = 8,
+    max_gen_toks: int = 16,
 ) -> Any:
-    """A FitnessEvaluator over zoo tasks; ``report`` allows the held-out split (scoring only)."""
+    """A FitnessEvaluator over zoo tasks; ``report`` allows the held-out split (scoring only).
+    ``max_gen_toks``: the zoo's (``zoo_max_gen_toks``), 16 for the toy zoos' answers."""
     from mergekit_evo.fitness import FitnessEvaluator, FitnessSpec, TaskSpec
 
     spec = FitnessSpec(
         tasks=[TaskSpec(name=n, metric=m) for n, m in tasks],
         limit=limit,
         num_fewshot=0,
-        batch_size=8,
+        batch_size=batch_size,
         device=device,
-        max_gen_toks=16,
+        max_gen_toks=max_gen_toks,
         allow_report_split=report,
         include_path=[str(p) for p in include],
     )
@@ -122,10 +130,14 @@ def evaluator(
 class Models:
     """Builds recipes with the search's own candidate builder and scores them."""
 
-    def __init__(self, work: Path, device: str, merge_seed: int = 0) -> None:
-        from mergekit_evo.candidate.disk import DiskCandidateBuilder
+    def __init__(
+        self, work: Path, device: str, merge_seed: int = 0, candidates: str = "disk"
+    ) -> None:
+        """``candidates``: ``disk`` (MergeKit writes each model, the tables so far) or the
+        search's ``auto`` / ``memory`` (merged in accelerator memory on CUDA)."""
+        from mergekit_evo.candidate import make_builder
 
-        self.builder = DiskCandidateBuilder(device=device, random_seed=merge_seed)
+        self.builder = make_builder(candidates, device, "float32", merge_seed)
         self.work = work
         self.count = 0
 
@@ -169,6 +181,25 @@ def hand_merge(zoo: Path, sources: list[str]) -> dict[str, Any]:
 
 def zoo_design(zoo: Path) -> str:
     return json.loads((zoo / "zoo.json").read_text()).get("design", "verbs")
+
+
+def zoo_max_gen_toks(zoo: Path) -> int:
+    """Tokens to generate: the zoo's (a real-base worked answer is ~40), else the toy's 16."""
+    return int(json.loads((zoo / "zoo.json").read_text()).get("max_gen_toks", 16))
+
+
+def ta_grid(zoo: Path, sources: list[str], weights: tuple[float, ...]) -> dict[str, Any]:
+    """Task arithmetic base + sum w_i * (source_i - base): one point of the hand-merge grid."""
+    return {
+        "merge_method": "task_arithmetic",
+        "base_model": str(zoo / "base"),
+        "models": [
+            {"model": str(zoo / n), "parameters": {"weight": float(w)}}
+            for n, w in zip(sources, weights, strict=True)
+        ],
+        "parameters": {"normalize": False},
+        "dtype": "float32",
+    }
 
 
 def final_answer(answer: str) -> str:
@@ -424,6 +455,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )  # fmt: skip
     ap.add_argument("--search-wall", type=float, default=None, help="seconds per search (cap)")
     ap.add_argument("--title", default="The zoo table (issue 13: the DFS zoo)")
+    ap.add_argument("--batch-size", type=int, default=8, help="rows' lm-eval batch size")
+    ap.add_argument(
+        "--candidates", default="disk", choices=["disk", "auto", "memory"],
+        help="how rows are built: disk (MergeKit writes each), auto/memory (the search's "
+        "in-memory builder on CUDA)",
+    )  # fmt: skip
+    ap.add_argument(
+        "--hand-grid", default=None, metavar="W,W,...",
+        help="also a hand-merge grid: task arithmetic with every pair of these weights, the "
+        "best on the search split scored held-out (issue 18's 'best hand merge')",
+    )  # fmt: skip
     ap.add_argument(
         "--work", type=Path, default=Path(tempfile.gettempdir()) / "mergekit-evo-zoo-table"
     )
@@ -451,8 +493,10 @@ def table_for_zoo(
     t_start = time.perf_counter()
     work.mkdir(parents=True, exist_ok=True)
     manifest = json.loads((zoo / "zoo.json").read_text())
-    recipes = RECIPE_SETS[manifest.get("design", "verbs")]
-    models = Models(work, args.device)
+    design = manifest.get("design", "verbs")
+    recipes = RECIPE_SETS[design]
+    models = Models(work, args.device, candidates=args.candidates)
+    gen = zoo_max_gen_toks(zoo)
     include = [zoo / "tasks"]
     reuse = dict(item.split("=", 1) for item in args.run)
     trials = {
@@ -478,6 +522,7 @@ def table_for_zoo(
                 "size": manifest.get("size"),
                 "search_limit": args.limit or next(iter(searches.values()), {}).get("search_limit"),
                 "heldout_questions": min(held_n, args.heldout_limit or held_n),
+                "max_gen_toks": gen,
                 "wall_s": time.perf_counter() - t_start,
             },
             "rows": rows,
@@ -486,7 +531,7 @@ def table_for_zoo(
                 for k, v in searches.items()
             },
             "champion_recipes": {k: v["best_recipe"] for k, v in searches.items()},
-            "goals": goals(rows, sources) if "control:constant" in rows else [],
+            "goals": goals(rows, sources, design) if "control:constant" in rows else [],
             "comparisons": comparisons(rows),
         }
 
@@ -512,13 +557,18 @@ def table_for_zoo(
         checkpoint(snapshot())
     limit = args.limit or next(iter(searches.values()), {}).get("search_limit") or 50
 
-    ev_search = evaluator([("zoo_target_search", METRIC)], include, limit=limit, device=args.device)
+    ev_search = evaluator(
+        [("zoo_target_search", METRIC)], include, limit=limit, device=args.device,
+        batch_size=args.batch_size, max_gen_toks=gen,
+    )  # fmt: skip
     ev_held = evaluator(
         [("zoo_target_heldout", METRIC)],
         include,
         limit=args.heldout_limit,
         device=args.device,
         report=True,
+        batch_size=args.batch_size,
+        max_gen_toks=gen,
     )
 
     def both(label: str, source: str | dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -562,6 +612,26 @@ def table_for_zoo(
         evaluations=0,
         note="equal weights 1, not searched (a person's first guess)",
     )
+    if args.hand_grid:
+        t0 = time.perf_counter()
+        grid = [float(w) for w in args.hand_grid.split(",")]
+        points = [(a, b) for a in grid for b in grid]
+        tried = {}
+        for w in points:
+            tried[w] = models.score(ta_grid(zoo, sources, w), ev_search).score
+            _log(f"hand grid {w}: search {tried[w]:.4f}")
+        best_w = max(points, key=lambda w: (tried[w], -sum(abs(x - 1.0) for x in w)))
+        rows["hand:grid"] = {
+            "label": "best hand merge of the grid: base + "
+            + " + ".join(f"{x:g} d{n.upper()}" for x, n in zip(best_w, sources, strict=True)),
+            "search": tried[best_w],
+            "heldout": models.score(ta_grid(zoo, sources, best_w), ev_held).score,
+            "evaluations": len(points),
+            "wall_s": time.perf_counter() - t0,
+            "note": f"weights chosen on the search split from {grid} x {grid}",
+            "grid": {",".join(f"{x:g}" for x in w): v for w, v in tried.items()},
+        }
+        checkpoint(snapshot())
     dfs = searches.get("dfs")
     if dfs and dfs.get("start_recipe"):  # what the DFS search added over where it started
         rows["dfs_start"] = both(
@@ -635,6 +705,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "command": " ".join(shlex.quote(a) for a in ["python", *sys.argv]),
                 "total_wall_s": time.perf_counter() - t_start,
                 "python": platform.python_version(),
+                "max_gen_toks": zoo_max_gen_toks(args.zoo[0]),
             },
             "goals": combine_goals(clean),
             "zoos": clean,

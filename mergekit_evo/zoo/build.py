@@ -26,6 +26,7 @@ from mergekit_evo.zoo.tokenizer import make_tokenizer, vocabulary
 from mergekit_evo.zoo.train import encode_pairs, finetune, make_model, pretrain
 
 MANIFEST_VERSION = 1
+REAL_DESIGN = "real-base"  # mergekit_evo.zoo.real (imported lazily: transformers)
 
 
 def _rng(seed: int, purpose: str) -> random.Random:
@@ -94,12 +95,19 @@ def build_zoo(
     overrides: dict | None = None,
     threads: int | None = None,
     design: str = DEFAULT_DESIGN,
+    gguf: str | Path | None = None,
+    base_from: str | Path | None = None,
 ) -> dict:
     """Build a complete zoo in ``out_dir``; return its manifest (also written as ``zoo.json``).
 
     ``threads`` sets torch's intra-op threads for the build: 1 is ~3x faster than 2 on a CPU that
-    other jobs oversubscribe, and gave the same bytes as 2 in our checks.
+    other jobs oversubscribe, and gave the same bytes as 2 in our checks. ``gguf`` and
+    ``base_from`` choose design ``real-base``'s base (:mod:`mergekit_evo.zoo.real`).
     """
+    if design not in (*DESIGNS, REAL_DESIGN):
+        raise ValueError(f"--design: {design!r}; valid: {[*DESIGNS, REAL_DESIGN]}")
+    if design != REAL_DESIGN and (gguf or base_from):
+        raise ValueError(f"--gguf/--base-from: only for --design {REAL_DESIGN}, not {design}")
     prev = torch.are_deterministic_algorithms_enabled()
     prev_threads = torch.get_num_threads()
     if device == "cpu":  # restored afterwards: callers (e.g. a pytest session) keep their setting
@@ -107,6 +115,12 @@ def build_zoo(
     if threads:
         torch.set_num_threads(threads)
     try:
+        if design == REAL_DESIGN:  # its search split is already 1,000 questions
+            from mergekit_evo.zoo.real import build_real_zoo
+
+            return build_real_zoo(
+                out_dir, seed, size, device, command, log, overrides, gguf, base_from
+            )
         manifest = _build(out_dir, seed, size, device, command, log, overrides, DESIGNS[design])
     finally:
         torch.use_deterministic_algorithms(prev)

@@ -59,9 +59,27 @@ def generate(
     return out
 
 
-def accuracy(model, tokenizer, records: Sequence[Mapping[str, str]], **kw) -> float:
-    """Fraction of records whose generated answer number matches the reference."""
-    outs = generate(model, tokenizer, [prompt(r["question"]) for r in records], **kw)
+def accuracy(
+    model,
+    tokenizer,
+    records: Sequence[Mapping[str, str]],
+    prompt_format: str | None = None,
+    scoring: str = "number",
+    **kw,
+) -> float:
+    """Fraction of records answered right: the answer number matches the reference's
+    (``scoring="number"``), or the first generated line equals the reference (``"text"``).
+    ``prompt_format``: a format string over ``question`` (default ``corpus.prompt``)."""
+    prompts = [
+        prompt(r["question"]) if prompt_format is None else prompt_format.format(**r)
+        for r in records
+    ]
+    outs = generate(model, tokenizer, prompts, **kw)
+    if scoring == "text":
+        got = [o.strip().split("\n")[0].strip() for o in outs]
+        return sum(g == r["answer"].strip() for g, r in zip(got, records, strict=True)) / len(
+            records
+        )
     gold = [extract_answer(r["answer"]) for r in records]
     return sum(extract_answer(o) == g for o, g in zip(outs, gold, strict=True)) / len(records)
 
@@ -126,9 +144,13 @@ def sanity_table(
     models[label] = merged
     models = {k: m.to(device) for k, m in models.items()}
     table: dict[str, dict[str, float]] = {}
+    max_new = manifest.get("max_gen_toks", 32)
     for split, info in manifest["splits"].items():
         records = load_split(zoo_dir / info["data"])[:max_records]
-        table[split] = {name: accuracy(m, tok, records) for name, m in models.items()}
+        scoring = info.get("scoring", "number")
+        kw = {"prompt_format": info.get("prompt"), "scoring": scoring,
+              "max_new_tokens": max_new if scoring == "number" else 64}  # fmt: skip
+        table[split] = {name: accuracy(m, tok, records, **kw) for name, m in models.items()}
     return {
         "accuracy": table,
         "sources": sources,

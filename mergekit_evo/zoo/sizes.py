@@ -62,3 +62,56 @@ SIZES: dict[str, ZooSize] = {
         search_n=400, heldout_n=400, skill_n=400, search_total=1000,
     ),
 }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RealSize:
+    """Fine-tune and split sizes of design ``real-base`` (the model is the real base's).
+
+    ``*_frozen``: ``train.FREEZABLE`` parts or ``layers:A-B`` kept at the base's values; with
+    the base's tied embeddings, "embeddings" and "head" are one tensor. Sources are saved in
+    ``save_dtype`` (float32 keeps each task vector exact: in bf16 most of a small fine-tune's
+    updates round away; the base itself is bf16, as dequantised)."""
+
+    name: str
+    ft_batch: int
+    math_steps: int
+    math_lr: float
+    math_examples: int
+    lang_steps: int
+    lang_lr: float
+    lang_examples: int
+    search_n: int
+    heldout_n: int
+    skill_n: int
+    math_frozen: tuple[str, ...] = ("embeddings", "head")
+    lang_frozen: tuple[str, ...] = ()
+    lang_body_lr_scale: float = 1.0
+    weight_decay: float = 0.0
+    warmup_frac: float = 0.05
+    min_events: int = 2
+    max_events: int = 3
+    max_gen_toks: int = 48  # a 3-event worked answer is about 40 tokens of the base's tokenizer
+    save_dtype: str = "float32"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+REAL_SIZES: dict[str, RealSize] = {
+    # CI and tests on CPU: two steps on the top two layers only (a step of the whole 135M model
+    # takes 10-60 s on two busy cores, most of it AdamW's update), a handful of questions
+    "tiny": RealSize(
+        name="tiny", ft_batch=2, math_steps=2, math_lr=1e-4, math_examples=16,
+        lang_steps=2, lang_lr=2e-4, lang_examples=16, search_n=8, heldout_n=8, skill_n=4,
+        math_frozen=("embeddings", "head", "layers:0-27"),
+        lang_frozen=("embeddings", "head", "layers:0-27"), save_dtype="bfloat16",
+    ),
+    # the H200 zoo: each fine-tune well under a minute; target_search large enough for
+    # fitness slices plus a confirmation slice
+    "gpu": RealSize(
+        name="gpu", ft_batch=32, math_steps=300, math_lr=1e-4, math_examples=8000,
+        lang_steps=400, lang_lr=2e-4, lang_examples=12000, search_n=1000, heldout_n=400,
+        skill_n=200,
+    ),
+}  # fmt: skip

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import torch
 
@@ -18,22 +19,56 @@ from mergekit_evo.zoo.sizes import ZooSize
 
 Log = Callable[[str], None]
 
-#: Parts of a Llama causal LM a fine-tune can keep frozen (``Source.frozen``).
+
+class FineTuneSchedule(Protocol):
+    """What :func:`finetune` reads from a preset (a :class:`ZooSize` or a real-base preset)."""
+
+    ft_steps: int
+    ft_batch: int
+    ft_lr: float
+    warmup_frac: float
+
+
+#: Parts of a Llama causal LM a fine-tune can keep frozen (``Source.frozen``); ``layers:A-B``
+#: (inclusive) freezes transformer layers A..B as well.
 FREEZABLE = ("embeddings", "head")
 
 
 def frozen_parameters(model: torch.nn.Module, parts: Sequence[str]) -> list[torch.nn.Parameter]:
-    """The parameters of ``parts``: input embeddings; final norm and output head."""
-    unknown = set(parts) - set(FREEZABLE)
+    """The parameters of ``parts``: input embeddings; final norm and output head; ``layers:A-B``.
+
+    With tied embeddings (``tie_word_embeddings``) "embeddings" and "head" share one tensor, so
+    freezing either freezes both."""
+    layer_parts = [p for p in parts if p.startswith("layers:")]
+    unknown = set(parts) - set(FREEZABLE) - set(layer_parts)
     if unknown:
-        raise ValueError(f"unknown frozen parts {sorted(unknown)}; valid: {list(FREEZABLE)}")
+        raise ValueError(
+            f"unknown frozen parts {sorted(unknown)}; valid: {list(FREEZABLE)} or 'layers:A-B'"
+        )
     out: list[torch.nn.Parameter] = []
     if "embeddings" in parts:
         out.append(model.get_input_embeddings().weight)
     if "head" in parts:
         out += list(model.get_output_embeddings().parameters())
         out += list(model.model.norm.parameters())
+    layers = model.model.layers
+    for part in layer_parts:
+        lo, hi = parse_layer_range(part.removeprefix("layers:"), len(layers))
+        for i in range(lo, hi + 1):
+            out += list(layers[i].parameters())
     return out
+
+
+def parse_layer_range(text: str, n_layers: int) -> tuple[int, int]:
+    """``"A-B"`` (inclusive) or ``"A"`` -> (A, B), checked against ``n_layers``."""
+    lo_s, _, hi_s = text.partition("-")
+    try:
+        lo, hi = int(lo_s), int(hi_s or lo_s)
+    except ValueError:
+        raise ValueError(f"layer range {text!r}: expected 'A-B' with integers A <= B") from None
+    if not 0 <= lo <= hi < n_layers:
+        raise ValueError(f"layer range {text!r}: needs 0 <= A <= B < {n_layers} (the layers)")
+    return lo, hi
 
 
 def make_model(size: ZooSize, vocab_size: int, seed: int, special_ids: dict[str, int]):
@@ -83,6 +118,7 @@ def _optimizer(
         {"params": [p for p in rest if p.ndim < 2], "weight_decay": 0.0,
          "lr_scale": body_lr_scale},
     ]  # fmt: skip
+
     return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95), eps=1e-8)
 
 
@@ -96,10 +132,11 @@ def _run(
     log: Log,
     tag: str,
     body_lr_scale: float = 1.0,
+    weight_decay: float = 0.1,
 ) -> list[float]:
     """The shared optimisation loop; ``batches(step)`` gives (input_ids, attention_mask, labels)."""
     model.to(device).train()
-    opt = _optimizer(model, lr, body_lr_scale)
+    opt = _optimizer(model, lr, body_lr_scale, weight_decay)
     use_bf16 = device.startswith("cuda")
     losses: list[float] = []
     t0 = time.time()
@@ -157,7 +194,7 @@ def encode_pairs(
 def finetune(
     model: torch.nn.Module,
     examples: Sequence[tuple[list[int], list[int]]],
-    size: ZooSize,
+    size: FineTuneSchedule,
     seed: int,
     pad_id: int,
     device: str = "cpu",
@@ -165,6 +202,7 @@ def finetune(
     tag: str = "ft",
     body_lr_scale: float = 1.0,
     frozen: Sequence[str] = (),
+    weight_decay: float = 0.1,
 ) -> list[float]:
     """Supervised fine-tuning with the loss on answer tokens only (prompt and padding masked).
 
@@ -194,7 +232,7 @@ def finetune(
     try:
         return _run(
             model, batches, size.ft_steps, size.ft_lr, size.warmup_frac, device, log, tag,
-            body_lr_scale,
+            body_lr_scale, weight_decay,
         )  # fmt: skip
     finally:
         for p in fixed:

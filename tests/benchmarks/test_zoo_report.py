@@ -61,3 +61,21 @@ def test_comparisons_report_polish_cma_start_and_hand_merge(zoo_table) -> None:
     assert "DFS polish 69.00 vs CMA-ES alone 63.50" in text
     assert "vs its start point 60.00" in text
     assert "PS champion 55.00 vs equal-weight hand merge 68.00" in text
+
+
+def test_real_base_goals_are_issue_18s(zoo_table) -> None:
+    """Best champion >= best source + 10 and >= best hand merge + 3 (the grid's pick counts as a
+    hand merge); DFS >= best source + 5; PS+DFS >= max(PS, DFS)."""
+    base = dict(math=0.25, lang=0.05, hand=0.50, **{"hand:grid": 0.55, "control:constant": 0.07})
+    ok = zoo_table.goals(_rows(**base, ps=0.58, dfs=0.30, ps_dfs=0.58), ["math", "lang"],
+                         "real-base")  # fmt: skip
+    assert [g["holds"] for g in ok] == [True, True, True]
+    assert "PS champion 0.5800" in ok[0]["numbers"] and "best hand merge 0.5500" in ok[0]["numbers"]
+    # the best champion (DFS) is only 2 points over the grid's hand merge; PS+DFS below DFS
+    bad = zoo_table.goals(_rows(**base, ps=0.52, dfs=0.57, ps_dfs=0.56), ["math", "lang"],
+                          "real-base")  # fmt: skip
+    assert [g["holds"] for g in bad] == [False, True, False]
+    # DFS only +4 over the best source
+    bad = zoo_table.goals(_rows(**base, ps=0.60, dfs=0.29, ps_dfs=0.60), ["math", "lang"],
+                          "real-base")  # fmt: skip
+    assert [g["holds"] for g in bad] == [True, False, True]
