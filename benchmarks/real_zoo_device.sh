@@ -21,6 +21,13 @@
 #   /tmp/realzoo/base  the dequantised base, made once per machine from $GGUF
 #   /tmp/realzoo/zoo-S the zoo of seed S (rebuilt when missing or built with other --set)
 #   $OUT               zoo.json, sanity.json, paths-S.json, zoo-real-S.{json,md}, build-S.log
+# The calls (from a checkout with .whl = `bash ../shared/device/wheelhouse.sh py3langid click`
+# and the GGUF split: `bash ../shared/device/split_for_device.sh GGUF 20` -> .p1 ... .p5; 20 MB
+# parts, since the first call also carries the tracked tree, ~12 MiB, and .whl, ~27 MiB), back to
+# back: 1. carry [.whl, .p1]: pip install (README line) && cp .p1/part* /tmp/big/; 2-4. carry
+# [.pK]: cp .pK/part* /tmp/big/; 5. carry [.p5]: join and check as split_for_device.sh prints,
+# then `bash benchmarks/real_zoo_device.sh measure 0`; then, while the machine is warm,
+# `bash benchmarks/real_zoo_device.sh table 0` and `... table 1` (no carry: the base is there).
 # Budgets (environment): DEADLINE_S (default 570: every step stops in time to copy results),
 # PS_TRIALS / DFS_TRIALS / PS_DFS_TRIALS (60 / 80 / 140), SEARCH_WALL (150 s per search),
 # LIMIT (search-split questions, 100), HELDOUT_LIMIT (all 400).

@@ -65,16 +65,20 @@ def accuracy(
     records: Sequence[Mapping[str, str]],
     prompt_format: str | None = None,
     scoring: str = "number",
+    until: Sequence[str] = (),
     **kw,
 ) -> float:
     """Fraction of records answered right: the answer number matches the reference's
     (``scoring="number"``), or the first generated line equals the reference (``"text"``).
-    ``prompt_format``: a format string over ``question`` (default ``corpus.prompt``)."""
+    ``prompt_format``: a format string over ``question`` (default ``corpus.prompt``);
+    ``until``: the task's stop strings (the generation is cut at the first, as lm-eval does)."""
     prompts = [
         prompt(r["question"]) if prompt_format is None else prompt_format.format(**r)
         for r in records
     ]
     outs = generate(model, tokenizer, prompts, **kw)
+    for stop in until:
+        outs = [o.split(stop)[0] for o in outs]
     if scoring == "text":
         got = [o.strip().split("\n")[0].strip() for o in outs]
         return sum(g == r["answer"].strip() for g, r in zip(got, records, strict=True)) / len(
@@ -149,6 +153,7 @@ def sanity_table(
         records = load_split(zoo_dir / info["data"])[:max_records]
         scoring = info.get("scoring", "number")
         kw = {"prompt_format": info.get("prompt"), "scoring": scoring,
+              "until": info.get("until", ()),
               "max_new_tokens": max_new if scoring == "number" else 64}  # fmt: skip
         table[split] = {name: accuracy(m, tok, records, **kw) for name, m in models.items()}
     return {

@@ -290,10 +290,11 @@ def build_real_zoo(
         with open(out / tasks.DATA_DIR / data_file, "w", encoding="utf-8") as f:
             for row in rows:
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        until = ("Q:", "\n") if spec.scoring == "number" else ("\n",)
         yaml_path = tasks.write_task(
             out, spec.task, data_file, spec.description,
             prompt=spec.prompt.replace("{question}", "{{question}}").replace("\n", "\\n"),
-            until=("Q:", "\n") if spec.scoring == "number" else ("\n",),
+            until=until,
             max_gen_toks=preset.max_gen_toks if spec.scoring == "number" else 64,
             scoring=spec.scoring,
         )  # fmt: skip
@@ -305,6 +306,7 @@ def build_real_zoo(
             "description": spec.description,
             "prompt": spec.prompt,
             "scoring": spec.scoring,
+            "until": list(until),
         }
     timings["data"] = time.time() - t
     log(f"[data] L' lexicon {len(lang.lexicon)} words, {len(prose)} prose sentences "
