@@ -75,7 +75,7 @@ prepare_base(Path('$ROOT/base.tmp'), gguf=Path('$GGUF'), base_from='${BASE_FROM:
   say "base dequantised"
 fi
 
-# the greedy sanity table (every split, ~1 min on the H200): by default in measure mode only
+# the greedy sanity table (first SANITY_N=200 questions of every split): measure mode only by default
 SANITY=${SANITY:-$([[ $MODE == table ]] && echo 0 || echo 1)}
 STAMP="seed=$SEED ${SETS[*]}"
 if [[ -f $ZOO/zoo.json && "$(cat "$ZOO/.stamp" 2>/dev/null)" == "$STAMP" ]]; then
@@ -93,7 +93,7 @@ if [[ $SANITY == 1 && ! -f $ZOO/sanity.json ]]; then
   python3 -c "
 import json, sys
 from mergekit_evo.zoo.evaluate import format_table, sanity_table
-r = sanity_table('$ZOO', device='$DEVICE')
+r = sanity_table('$ZOO', max_records=${SANITY_N:-200}, device='$DEVICE')
 open('$ZOO/sanity.json', 'w').write(json.dumps(r, indent=2) + '\\n')
 print(format_table(r))" 2>&1 | grep --line-buffered -v -e "it/s]" -e "s/it]" | tee "$OUT/sanity-$SEED.log"
   say "sanity table done"

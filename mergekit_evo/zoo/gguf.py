@@ -75,9 +75,18 @@ def dequantise(gguf: Path, out: Path, dtype: str = "bfloat16", log=print) -> dic
     t0 = time.time()
     gguf = Path(gguf).resolve()
     folder, name = str(gguf.parent), gguf.name
-    loaded = transformers.AutoModelForCausalLM.from_pretrained(
-        folder, gguf_file=name, dtype=torch.float32, **_dequantising_kwargs()
-    )
+    kwargs = _dequantising_kwargs()
+    try:
+        loaded = transformers.AutoModelForCausalLM.from_pretrained(
+            folder, gguf_file=name, dtype=torch.float32, **kwargs
+        )
+    except (TypeError, ValueError) as exc:
+        if not kwargs:
+            raise
+        log(f"[base] GgufConfig(dequantize=True) refused ({exc}); loading without it")
+        loaded = transformers.AutoModelForCausalLM.from_pretrained(
+            folder, gguf_file=name, dtype=torch.float32
+        )
     state = loaded.state_dict()
     packed = [k for k, v in state.items() if v.dtype not in (torch.float32, torch.bfloat16)]
     if packed:

@@ -59,12 +59,19 @@ ARITHMETIC_WORDS = frozenset(
 
 
 def _docstrings() -> Iterable[str]:
-    from pydoc_data.topics import topics
-
+    """The texts, in a fixed order; a part some Python build lacks is skipped (the count and
+    hash in ``zoo.json`` show it)."""
+    try:
+        from pydoc_data.topics import topics
+    except ImportError:  # some distributions split pydoc_data off
+        topics = {}
     for key in sorted(topics):
         yield topics[key]
     for name in DOC_MODULES:
-        mod = importlib.import_module(name)
+        try:
+            mod = importlib.import_module(name)
+        except ImportError:
+            continue
         yield mod.__doc__ or ""
         for attr, obj in sorted(vars(mod).items()):
             if attr.startswith("_") or getattr(obj, "__module__", None) != mod.__name__:
