@@ -30,7 +30,7 @@
 # `bash benchmarks/real_zoo_device.sh table 0` and `... table 1` (no carry: the base is there).
 # Budgets (environment): DEADLINE_S (default 570: every step stops in time to copy results),
 # PS_TRIALS / DFS_TRIALS / PS_DFS_TRIALS (60 / 80 / 140), SEARCH_WALL (150 s per search),
-# LIMIT (search-split questions, 100), HELDOUT_LIMIT (all 400).
+# LIMIT (search-split questions, 100), HELDOUT_LIMIT (all 400), HAND_GRID (0.5,1,1.5).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 T0=$(date +%s)
@@ -110,7 +110,7 @@ elif [[ $MODE == table ]]; then
   # a search never resumes across calls: its folder is new each time (docs/zoo-gpu.md, seed 1)
   rm -rf "$ROOT/work-$SEED"
   timeout "$(left)" python3 benchmarks/zoo_table.py --zoo "$ZOO" --device "$DEVICE" \
-    --candidates auto --batch-size 100 --hand-grid 0.5,1,1.5 --proxy-search none \
+    --candidates auto --batch-size 100 --hand-grid "${HAND_GRID:-0.5,1,1.5}" --proxy-search none \
     --skip dfs_cma --limit "${LIMIT:-100}" ${HELDOUT_LIMIT:+--heldout-limit $HELDOUT_LIMIT} \
     --ps-trials "${PS_TRIALS:-60}" --dfs-trials "${DFS_TRIALS:-80}" \
     --ps-dfs-trials "${PS_DFS_TRIALS:-140}" --search-wall "${SEARCH_WALL:-150}" \
