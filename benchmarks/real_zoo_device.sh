@@ -29,7 +29,8 @@
 # then `bash benchmarks/real_zoo_device.sh measure 0`; then, while the machine is warm,
 # `bash benchmarks/real_zoo_device.sh table 0` and `... table 1` (no carry: the base is there).
 # Budgets (environment): DEADLINE_S (default 570: every step stops in time to copy results),
-# PS_TRIALS / DFS_TRIALS / PS_DFS_TRIALS (60 / 80 / 140), SEARCH_WALL (150 s per search),
+# PS_TRIALS / DFS_TRIALS / PS_DFS_TRIALS (60 / 80 / 140), SEARCH_WALL (100 s per search: the
+# rows are scored after the searches, so three capped searches must leave them time),
 # LIMIT (search-split questions, 100), HELDOUT_LIMIT (all 400), HAND_GRID (0.5,1,1.5).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -113,7 +114,7 @@ elif [[ $MODE == table ]]; then
     --candidates auto --batch-size 100 --hand-grid "${HAND_GRID:-0.5,1,1.5}" --proxy-search none \
     --skip dfs_cma --limit "${LIMIT:-100}" ${HELDOUT_LIMIT:+--heldout-limit $HELDOUT_LIMIT} \
     --ps-trials "${PS_TRIALS:-60}" --dfs-trials "${DFS_TRIALS:-80}" \
-    --ps-dfs-trials "${PS_DFS_TRIALS:-140}" --search-wall "${SEARCH_WALL:-150}" \
+    --ps-dfs-trials "${PS_DFS_TRIALS:-140}" --search-wall "${SEARCH_WALL:-100}" \
     --title "The real-base zoo table (issue 18: fine-tunes of SmolLM2-135M-Instruct)" \
     --work "$ROOT/work-$SEED" --md "$OUT/zoo-real-$SEED.md" --json "$OUT/zoo-real-$SEED.json" \
     2>&1 | grep --line-buffered -v -e "it/s]" -e "s/it]" > "$OUT/table-$SEED.log"
