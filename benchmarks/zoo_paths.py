@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--ks", default=None, help="split points k, e.g. 3,7,11 (default: see code)")
     ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--candidates", default="disk", choices=["disk", "auto", "memory"])
+    ap.add_argument("--candidates", default="disk", choices=["disk", "auto"])
     args = ap.parse_args(argv)
     _quiet()
     import mergekit_evo._hook  # noqa: F401

@@ -206,7 +206,9 @@ def render(doc: dict[str, Any]) -> str:
         " both stages for PS+DFS); wall s = the search's wall time on this machine (for a control:"
         " its scale sweep and held-out scoring). The search-split column of a champion is the"
         " fitness the search saw (it picked the champion on it, so it is optimistic); held-out is"
-        " the honest number.",
+        " the honest number. The JSON's `questions_scored` per row: the search-split questions"
+        " scored to obtain it (for a champion, its search's whole scoring cost, confirm slices"
+        " included; the held-out questions come on top).",
         "",
         "## Goals (held-out split, every zoo)",
         "",

@@ -134,7 +134,7 @@ class Models:
         self, work: Path, device: str, merge_seed: int = 0, candidates: str = "disk"
     ) -> None:
         """``candidates``: ``disk`` (MergeKit writes each model, the tables so far) or the
-        search's ``auto`` / ``memory`` (merged in accelerator memory on CUDA)."""
+        search's ``auto`` (merged in accelerator memory on CUDA, on disk elsewhere)."""
         from mergekit_evo.candidate import make_builder
 
         self.builder = make_builder(candidates, device, "float32", merge_seed)
@@ -345,6 +345,7 @@ def run_or_reuse(
         "baseline_fitness": metrics.get("baseline_fitness"),
         "champion_fitness": metrics.get("champion_fitness"),
         "champion_trial": metrics.get("champion_trial"),
+        "questions_scored": sum((metrics.get("questions_scored") or {}).values()) or None,
         "start_fitness": metrics.get("start_fitness"),
         "best_recipe": best,
         "start_recipe": yaml.safe_load(first.read_text()) if first.exists() else None,
@@ -457,9 +458,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--title", default="The zoo table (issue 13: the DFS zoo)")
     ap.add_argument("--batch-size", type=int, default=8, help="rows' lm-eval batch size")
     ap.add_argument(
-        "--candidates", default="disk", choices=["disk", "auto", "memory"],
-        help="how rows are built: disk (MergeKit writes each), auto/memory (the search's "
-        "in-memory builder on CUDA)",
+        "--candidates", default="disk", choices=["disk", "auto"],
+        help="how rows are built: disk (MergeKit writes each), auto (the search's default: in "
+        "accelerator memory on CUDA, whose DFS models only the mergekit_evo engine generates "
+        "with; on disk elsewhere)",
     )  # fmt: skip
     ap.add_argument(
         "--hand-grid", default=None, metavar="W,W,...",
@@ -575,6 +577,7 @@ def table_for_zoo(
         s = models.score(source, ev_search)
         h = models.score(source, ev_held)
         _log(f"{label}: search {s.score:.4f} held-out {h.score:.4f}")
+        extra.setdefault("questions_scored", limit)
         return {"label": label, "search": s.score, "heldout": h.score, **extra}
 
     for name in ("base", *sources):
@@ -592,6 +595,7 @@ def table_for_zoo(
             "search": tried[best_s],
             "heldout": h,
             "evaluations": len(tried),
+            "questions_scored": len(tried) * limit,
             "wall_s": time.perf_counter() - t0,
             "note": "scale chosen on the search split from "
             + ", ".join(f"{k}: {100 * v:.0f}" for k, v in tried.items()),
@@ -603,6 +607,7 @@ def table_for_zoo(
         "search": const["search"],
         "heldout": const["heldout"],
         "evaluations": 0,
+        "questions_scored": 0,
         "note": "most frequent gold answer of the search split (all of it)",
     }
     checkpoint(snapshot())
@@ -627,6 +632,7 @@ def table_for_zoo(
             "search": tried[best_w],
             "heldout": models.score(ta_grid(zoo, sources, best_w), ev_held).score,
             "evaluations": len(points),
+            "questions_scored": len(points) * limit,
             "wall_s": time.perf_counter() - t0,
             "note": f"weights chosen on the search split from {grid} x {grid}",
             "grid": {",".join(f"{x:g}" for x in w): v for w, v in tried.items()},
@@ -645,6 +651,7 @@ def table_for_zoo(
             LABELS[kind],
             s["best_recipe"],
             evaluations=n_evaluations(s["trials"]),
+            questions_scored=s.get("questions_scored"),
             wall_s=s["wall_s"],
             note=f"search-split fitness in the search {s['champion_fitness']}",
         )
