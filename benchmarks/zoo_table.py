@@ -1,26 +1,31 @@
-"""The zoo table (issues 5, 13, 18): does evolutionary merging beat its sources on the offline zoo?
+"""The zoo table (issues 5, 13, 17, 18): does evolutionary merging beat its sources, and what a
+person would write by hand, on the offline zoo?
 
     python benchmarks/zoo_table.py [--zoo ZOO_DIR ...] [--device cpu|cuda] [--quick]
         [--ps-trials N] [--dfs-trials N] [--ps-dfs-trials N] [--limit N] [--heldout-limit N]
-        [--run ps_dfs=RUN_DIR] [--work DIR] [--md docs/zoo.md] [--json docs/zoo.json]
-        [--candidates disk|auto|memory] [--batch-size N] [--hand-grid 0.5,1,1.5]
+        [--full-fidelity KIND,...] [--run ps_dfs=RUN_DIR] [--work DIR]
+        [--md docs/zoo.md] [--json docs/zoo.json]
+        [--candidates disk|auto] [--batch-size N] [--hand-grid 0.5,1,1.5]
 
 For each zoo (``--zoo`` repeated: one per zoo seed) it runs the zoo searches of the zoo's design
 (``recipes/zoo-*.yml`` for ``verbs``, ``recipes/zoo-paths-*.yml`` for ``paths``,
 ``recipes/zoo-real-*.yml`` for ``real-base``, whose GPU run is ``benchmarks/real_zoo_device.sh``;
-fitness on
-``zoo_target_search``) through :func:`mergekit_evo.search.run_search`: PS, DFS with the slot-flip
-polish (the default), DFS with CMA-ES alone (``polish_share: 0``, same budget) and PS+DFS (its PS
-stage given the PS search's budget). Then it scores on the held-out split ``zoo_target_heldout``
-(never seen by any search): the base, each source, each source's task vector alone at its best
-scale (chosen on the search split), the best constant answer, the equal-weight hand merge
-(base + the sum of the task vectors) and every champion. It also scores every candidate of the
-first zoo's PS search with a cheap proxy (log-likelihood of the gold answer, no generation) and
-reports the proxy's Spearman rank correlation with the accuracy the search measured. Goals are
-judged per zoo (issue 18's for ``real-base``, issue 13's otherwise: ``zoo_report.goals``) and
-hold only if they hold on every zoo. ``--hand-grid`` adds the best task-arithmetic merge of a
-weight grid (picked on the search split). Writes ``docs/zoo.md`` and ``docs/zoo.json``
-(``--md``/``--json``: e.g. ``docs/zoo-real.md``/``.json``).
+fitness on ``zoo_target_search``) through :func:`mergekit_evo.search.run_search`: PS with the
+paper's DARE-TIES (``ps``), PS with the merge method as a choice (``ps_choice``), DFS with the
+slot-flip polish (the default), DFS with CMA-ES alone (``polish_share: 0``, same budget) and PS+DFS
+(its PS stage given the PS searches' budget), and for each kind in ``--full-fidelity`` its twin
+with ``fitness.fidelity`` removed (``<kind>:full``). It scores on the held-out split
+``zoo_target_heldout`` (never seen by any search) and on the search split's fitness questions: the
+base, each source, each source's task vector alone at its best scale (chosen on the search split),
+the best constant answer, every standard start point of the PS spaces (``hand:<label>``) and of the
+DFS space (``hand_path:<label>``) as the MergeKit recipe a person would write, and every champion.
+It also scores every candidate of the first zoo's PS search with a cheap proxy (log-likelihood of
+the gold answer, no generation) and reports the proxy's Spearman rank correlation with the accuracy
+the search measured. Goals are judged per zoo (issue 18's for ``real-base``, issue 17's otherwise:
+``zoo_report.goals``) and hold only if they hold on every zoo they apply to. ``--hand-grid`` adds
+the best task-arithmetic merge of a weight grid (picked on the search split, row ``hand:grid``).
+Writes ``docs/zoo.md`` and ``docs/zoo.json`` (``--md``/``--json``: e.g.
+``docs/zoo-real.md``/``.json``).
 
 ``--run KIND=DIR`` reuses a finished search (e.g. the README's ``mergekit-evo search
 recipes/zoo-ps-dfs.yml --out runs/zoo``) instead of running it again; its wall time is read from
@@ -46,20 +51,32 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from zoo_report import LABELS, METRIC, SCALES, combine_goals, comparisons, goals, render
+from zoo_report import (
+    FULL,
+    METRIC,
+    SCALES,
+    combine_goals,
+    comparisons,
+    goals,
+    label_of,
+    render,
+)
 
 REPO = Path(__file__).resolve().parent.parent
-#: the searches of each zoo design; ``dfs_cma`` is the ``dfs`` recipe with ``polish_share: 0``
+#: the searches of each zoo design; ``dfs_cma`` is the ``dfs`` recipe with ``polish_share: 0``;
+#: ``ps_dfs``'s PS stage is the method choice (as ``ps_choice``)
 RECIPE_SETS = {
     design: {
         "ps": REPO / "recipes" / f"{prefix}-ps.yml",
+        "ps_choice": REPO / "recipes" / f"{prefix}-ps-choice.yml",
         "dfs": REPO / "recipes" / f"{prefix}-dfs.yml",
         "dfs_cma": REPO / "recipes" / f"{prefix}-dfs.yml",
         "ps_dfs": REPO / "recipes" / f"{prefix}-ps-dfs.yml",
     }
     for design, prefix in (("verbs", "zoo"), ("paths", "zoo-paths"), ("real-base", "zoo-real"))
 }
-KINDS = ("ps", "dfs", "dfs_cma", "ps_dfs")
+KINDS = ("ps", "ps_choice", "dfs", "dfs_cma", "ps_dfs")
+DEFAULT_FULL = "ps_choice,dfs"  # the kinds run again with multi-fidelity off by default
 PROXY_TASKS = {
     # the leading space is the delimiter: lm-eval does not add target_delimiter to loglikelihood
     # requests, and the zoo's word-level tokenizer reads "A:27" as one unknown word
@@ -168,15 +185,109 @@ def vector_alone(zoo: Path, name: str, scale: float) -> dict[str, Any]:
     }
 
 
-def hand_merge(zoo: Path, sources: list[str]) -> dict[str, Any]:
-    """The equal-weight hand merge: base + the sum of the sources' task vectors (weights 1)."""
-    return {
-        "merge_method": "task_arithmetic",
-        "base_model": str(zoo / "base"),
-        "models": [{"model": str(zoo / n), "parameters": {"weight": 1.0}} for n in sources],
-        "parameters": {"normalize": False},
-        "dtype": "float32",
-    }
+def canonical(recipe: dict[str, Any]) -> str:
+    """A recipe's identity: its JSON without parameters at MergeKit's defaults (so
+    ``normalize: false`` on task arithmetic, whose default it is, names the same merge)."""
+    from mergekit.merge_methods import registry
+
+    try:
+        spec = registry.get(recipe["merge_method"]).spec.parameters
+    except Exception:  # not a registered method: compare as written
+        spec = []
+    default = {p.name: p.default for p in spec if type(p.default) is not object}
+
+    def strip(params: dict[str, Any] | None) -> dict[str, Any]:
+        return {k: v for k, v in (params or {}).items() if k not in default or default[k] != v}
+
+    doc = dict(recipe, parameters=strip(recipe.get("parameters")))
+    doc["models"] = [
+        dict(m, parameters=strip(m.get("parameters"))) for m in recipe.get("models", [])
+    ]
+    return json.dumps(doc, sort_keys=True)
+
+
+def describe_ps(recipe: dict[str, Any]) -> str:
+    """One line for a PS hand recipe: method, each model's numbers, non-default flags."""
+    models = ", ".join(
+        Path(m["model"]).name
+        + "".join(f" {k[0]}{v:g}" for k, v in (m.get("parameters") or {}).items())
+        for m in recipe["models"]
+    )
+    flags = "".join(f", {k} {v}" for k, v in (recipe.get("parameters") or {}).items())
+    return f"{recipe['merge_method']}: {models}{flags}"
+
+
+def describe_path(names: list[str], path: list[tuple[int, int]]) -> str:
+    """A layer path as runs: ``verbs 0-3 | math 4-7``."""
+    runs: list[list[int]] = []  # [model, first, last]
+    for m, k in path:
+        if runs and runs[-1][0] == m and runs[-1][2] + 1 == k:
+            runs[-1][2] = k
+        else:
+            runs.append([m, k, k])
+    return " | ".join(f"{names[m]} {a}" if a == b else f"{names[m]} {a}-{b}" for m, a, b in runs)
+
+
+def hand_points(recipes: dict[str, Path], zoo: Path, device: str) -> dict[str, dict[str, Any]]:
+    """The rows a person would write by hand, before scoring: ``hand:<label>`` for each
+    distinct standard start point of the PS spaces (the ``ps`` recipe's, and each method's of
+    the ``ps_choice`` recipe: ``SearchConfig.for_method``), ``hand_path:<label>`` for each
+    distinct start path of the ``dfs`` recipe's space. A recipe met again under another label
+    (or space) is one row that names them all; ``x0`` is named by its method."""
+    from mergekit_evo.space.dfs import DFSSpace
+    from mergekit_evo.space.ps import PSSpace
+    from mergekit_evo.space.starts import start_points
+
+    out: dict[str, dict[str, Any]] = {}
+    seen: dict[str, str] = {}  # identity -> row id
+
+    def add(prefix: str, key: str, label: str, where: str, point: Any, **extra: Any) -> None:
+        if key in seen:
+            row = out[seen[key]]
+            if f"{where} {label}" not in row["starts"]:  # DFS: x0 is also its own path
+                row["starts"].append(f"{where} {label}")
+        else:
+            rid = f"{prefix}{label}"
+            rid = rid if rid not in out else f"{rid}@{where.split()[0]}"
+            seen[key] = rid
+            row = out[rid] = {
+                "recipe": point.hand,
+                "starts": [f"{where} {label}"],
+                "not_exact": [],
+                **extra,
+            }
+        if not point.exact:
+            row["not_exact"].append(f"{where}: {point.note}")
+
+    for kind in ("ps", "ps_choice"):
+        if kind not in recipes or not recipes[kind].exists():
+            continue
+        cfg = search_config(kind, recipes[kind], zoo, 1, None, device)
+        for method in cfg.ps.methods:
+            space = PSSpace.from_config(cfg.for_method(method))
+            where = kind if kind == "ps" else f"{kind}/{method}"
+            for p in start_points(space, dedupe=False):
+                label = f"x0:{method}" if p.label == "x0" else p.label
+                add("hand:", canonical(p.hand), label, where, p, describe=describe_ps(p.hand))
+    if "dfs" in recipes and recipes["dfs"].exists():
+        cfg = search_config("dfs", recipes["dfs"], zoo, 1, None, device)
+        space = DFSSpace.from_config(cfg)
+        for k, p in enumerate(start_points(space, dedupe=False)):
+            if p.x is None:  # the space cannot hold it at all: a row saying so, no score
+                out.setdefault(
+                    f"hand_path:{p.label}",
+                    {"recipe": None, "starts": [f"dfs {p.label}"], "not_exact": [p.note],
+                     "describe": "not expressible"},
+                )  # fmt: skip
+                continue
+            path = space.layer_path(p.x)
+            key = json.dumps({"path": path, "scales": space.parameters(p.x)["scales"]})
+            add(
+                "hand_path:", key, p.label, "dfs", p,
+                describe="path " + describe_path(space.labels, path),
+                configured_start=k == 0,  # the path the DFS search starts from
+            )  # fmt: skip
+    return out
 
 
 def zoo_design(zoo: Path) -> str:
@@ -265,18 +376,25 @@ def search_config(
     device: str,
     wall: float | None = None,
     ps_trials: int | None = None,
+    confirm: int | None = None,
 ) -> Any:
     """The zoo recipe pointed at ``zoo`` with the table's budget; the held-out report is left
     to the table (which scores every row the same way). ``ps_trials``: the PS+DFS run's PS
-    stage gets the PS search's budget, so (same space and seed) it is that search, and the
-    DFS stage is what PS+DFS adds."""
+    stage gets the PS searches' budget, so (same space and seed) it is the ``ps_choice``
+    search when its recipe's PS stage is that one, and the DFS stage is what PS+DFS adds.
+    ``<kind>:full``: the kind's recipe with ``fitness.fidelity`` removed (every candidate
+    scored on every fitness question)."""
     from mergekit_evo.config import load_search_config
     from mergekit_evo.search import apply_overrides
 
+    full = kind.endswith(FULL)
+    kind = kind.removesuffix(FULL)
     cfg = apply_overrides(load_search_config(recipe), max_trials=trials, device=device)
     fit: dict[str, Any] = {"include_path": [str(zoo / "tasks")]}
     if limit is not None:
         fit["limit"] = limit
+    if full:
+        fit["fidelity"] = None
     upd: dict[str, Any] = {
         "report": None,
         "fitness": cfg.fitness.model_copy(update=fit),
@@ -288,6 +406,8 @@ def search_config(
         upd["ps_dfs"] = cfg.ps_dfs.model_copy(update={"ps_trials": ps_trials})
     if kind == "dfs_cma":  # the paper's search: CMA-ES over (I, W) for the whole budget
         upd["dfs"] = cfg.dfs.model_copy(update={"polish_share": 0.0})
+    if confirm is not None:  # a smoke run's confirm slice (the recipe's: up to 200 questions)
+        upd["confirm"] = cfg.confirm.model_copy(update={"questions": confirm})
     if cfg.base_model is not None:
         upd["base_model"] = str(zoo / "base")
     return cfg.model_copy(update=upd)
@@ -312,6 +432,7 @@ def run_or_reuse(
     reuse: bool,
     wall: float | None = None,
     ps_trials: int | None = None,
+    confirm: int | None = None,
 ) -> dict[str, Any]:
     """Run one zoo search (or read a finished one) and summarise it."""
     from mergekit_evo.config import load_search_config
@@ -326,40 +447,50 @@ def run_or_reuse(
         wall = _wall_from_rundir(rundir)
         cfg = load_search_config(rundir / "config.yml")
     else:
-        cfg = search_config(kind, recipe, zoo, trials, limit, device, wall, ps_trials)
+        cfg = search_config(kind, recipe, zoo, trials, limit, device, wall, ps_trials, confirm)
         _log(f"{kind}: search, {trials} trials -> {rundir}")
         res = run_search(cfg, rundir, log=lambda m: _log(f"  {kind} {m}"))
         metrics = res.metrics
         wall = time.perf_counter() - t0
     best = yaml.safe_load((rundir / "best.yml").read_text())
-    first = rundir / "trials" / "00000.yml"  # the start point (trial 0 of the last stage)
+    fid = cfg.fitness.fidelity
+    qs = metrics.get("questions_scored")
     return {
-        "recipe": str(recipe.relative_to(REPO))
-        + (" with dfs.polish_share 0" if kind == "dfs_cma" else ""),
+        "recipe": str(recipe.relative_to(REPO) if recipe.is_relative_to(REPO) else recipe)
+        + (" with dfs.polish_share 0" if kind.startswith("dfs_cma") else "")
+        + (" without fitness.fidelity" if kind.endswith(FULL) else ""),
         "run_dir": str(rundir),
         "reused": reuse,
         "search_limit": cfg.fitness.limit,
+        "fidelity": None if fid is None else fid.model_dump(mode="json"),
+        "ps_methods": cfg.ps.methods if cfg.mode != "dfs" else None,
         "trials": metrics.get("trials"),
         "stop_reason": metrics.get("stop_reason"),
         "wall_s": None if wall is None else round(wall, 1),
         "baseline_fitness": metrics.get("baseline_fitness"),
         "champion_fitness": metrics.get("champion_fitness"),
         "champion_trial": metrics.get("champion_trial"),
-        "questions_scored": sum((metrics.get("questions_scored") or {}).values()) or None,
+        "champion_stage": metrics.get("champion_stage"),
+        "champion_confirm": (metrics.get("champion_confirm") or {}).get("champion"),
         "start_fitness": metrics.get("start_fitness"),
+        # per stage: questions its candidates were scored on (pruned ones partially) + confirm
+        "questions_scored": qs,
+        "questions_total": sum(qs.values()) if isinstance(qs, dict) else None,
         "best_recipe": best,
-        "start_recipe": yaml.safe_load(first.read_text()) if first.exists() else None,
     }
 
 
 def n_evaluations(trials: Any) -> int | None:
-    """Candidates scored by a search (metrics.json's trial counts, any nesting)."""
+    """Candidates scored by a search: complete and pruned trials over every stage
+    (metrics.json's ``trials``: per stage, counts by state; older runs: any nesting)."""
     if isinstance(trials, int):
         return trials
     if isinstance(trials, dict):
-        for key in ("finished", "total", "complete"):
+        for key in ("finished", "total"):
             if isinstance(trials.get(key), int):
                 return trials[key]
+        if isinstance(trials.get("complete"), int):
+            return trials["complete"] + int(trials.get("pruned") or 0)
         vals = [n_evaluations(v) for v in trials.values()]
         if vals and all(isinstance(v, int) for v in vals):
             return sum(v for v in vals if v is not None)
@@ -434,19 +565,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="a zoo folder; repeat for several zoo seeds (default fixtures/zoo-paths)",
     )  # fmt: skip
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--ps-trials", type=int, default=120)
-    ap.add_argument("--dfs-trials", type=int, default=120, help="both DFS rows (polish, CMA-ES)")
+    ap.add_argument("--ps-trials", type=int, default=None, help="ps and ps_choice (120)")
     ap.add_argument(
-        "--ps-dfs-trials", type=int, default=240, help="both stages; PS stage = --ps-trials"
+        "--dfs-trials", type=int, default=None, help="both DFS rows (polish, CMA-ES) (120)"
     )
+    ap.add_argument(
+        "--ps-dfs-trials", type=int, default=None, help="both stages; PS stage = --ps-trials (240)"
+    )
+    ap.add_argument(
+        "--full-fidelity", default=DEFAULT_FULL, metavar="KIND,...",
+        help="search kinds run again with fitness.fidelity removed (row <kind>:full), "
+        f"'' for none (default {DEFAULT_FULL})",
+    )  # fmt: skip
     ap.add_argument("--limit", type=int, default=None, help="search-split questions (recipe's)")
     ap.add_argument("--heldout-limit", type=int, default=None, help="held-out questions (all)")
+    ap.add_argument(
+        "--confirm-questions", type=int, default=None,
+        help="confirm.questions of every search (default: the recipe's; --quick: 10)",
+    )  # fmt: skip
     ap.add_argument("--proxy-search", default="ps", choices=[*KINDS, "none"])
     ap.add_argument("--proxy-max", type=int, default=None, help="candidates for the proxy")
     ap.add_argument(
         "--run", action="append", default=[], help="KIND=RUN_DIR: reuse a search (one zoo only)"
     )
-    ap.add_argument("--skip", action="append", default=[], choices=list(KINDS))
+    ap.add_argument(
+        "--skip", action="append", default=[], choices=[*KINDS, *(k + FULL for k in KINDS)]
+    )
     ap.add_argument("--quick", action="store_true", help="tiny budgets: a smoke run")
     ap.add_argument("--render", type=Path, default=None, help="only rewrite --md from this JSON")
     ap.add_argument(
@@ -455,7 +599,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "into --json and --md",
     )  # fmt: skip
     ap.add_argument("--search-wall", type=float, default=None, help="seconds per search (cap)")
-    ap.add_argument("--title", default="The zoo table (issue 13: the DFS zoo)")
+    ap.add_argument("--title", default="The zoo table (issue 17: search quality)")
+    ap.add_argument(
+        "--hand-starts", action=argparse.BooleanOptionalAction, default=True,
+        help="score every standard start point as a hand: / hand_path: row (default); "
+        "--no-hand-starts: only the equal-weight task arithmetic (hand:task_arithmetic)",
+    )  # fmt: skip
     ap.add_argument("--batch-size", type=int, default=8, help="rows' lm-eval batch size")
     ap.add_argument(
         "--candidates", default="disk", choices=["disk", "auto"],
@@ -477,11 +626,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.zoo = args.zoo or [REPO / "fixtures" / "zoo-paths"]
     if args.run and len(args.zoo) > 1:
         ap.error("--run reuses a search of one zoo: give one --zoo")
-    if args.quick:
-        args.ps_trials = args.dfs_trials = 4
-        args.ps_dfs_trials = 8
+    args.full_fidelity = [k for k in args.full_fidelity.split(",") if k.strip()]
+    bad = [k for k in args.full_fidelity if k not in KINDS]
+    if bad:
+        ap.error(
+            f"--full-fidelity: {','.join(bad)} is not a search kind; valid: {', '.join(KINDS)}"
+        )
+    small = args.quick  # a smoke run: tiny budgets unless given
+    args.ps_trials = args.ps_trials or (4 if small else 120)
+    args.dfs_trials = args.dfs_trials or (4 if small else 120)
+    args.ps_dfs_trials = args.ps_dfs_trials or (2 * args.ps_trials if small else 240)
+    if small:
         args.limit, args.heldout_limit = args.limit or 10, args.heldout_limit or 20
+        if args.confirm_questions is None:
+            args.confirm_questions = 10
     return args
+
+
+def search_kinds(args: argparse.Namespace) -> list[str]:
+    """The searches of one zoo, in order: each kind, then the multi-fidelity-off twins."""
+    kinds = [k for k in KINDS if k not in args.skip]
+    kinds += [k + FULL for k in args.full_fidelity if k in kinds and k + FULL not in args.skip]
+    return kinds
+
+
+def _questions(res: Any) -> int:
+    """Questions a FitnessResult scored (every task)."""
+    return int(sum(res.counts.values()))
 
 
 def table_for_zoo(
@@ -490,8 +661,11 @@ def table_for_zoo(
     args: argparse.Namespace,
     checkpoint: Callable[[dict[str, Any]], None] = lambda _: None,
 ) -> dict[str, Any]:
-    """Searches and rows of one zoo (one seed); ``checkpoint`` gets the partial table after each
-    search and row, so a run cut off by a time limit still leaves what it measured."""
+    """Rows and searches of one zoo (one seed): the scored rows first (base, sources, controls,
+    hand recipes), then each search and its champion's row; ``checkpoint`` gets the partial
+    table after each, so a run cut off by a time limit still leaves what it measured."""
+    from mergekit_evo.config import load_search_config
+
     t_start = time.perf_counter()
     work.mkdir(parents=True, exist_ok=True)
     manifest = json.loads((zoo / "zoo.json").read_text())
@@ -503,10 +677,29 @@ def table_for_zoo(
     reuse = dict(item.split("=", 1) for item in args.run)
     trials = {
         "ps": args.ps_trials,
+        "ps_choice": args.ps_trials,
         "dfs": args.dfs_trials,
         "dfs_cma": args.dfs_trials,
         "ps_dfs": args.ps_dfs_trials,
     }
+    kinds = search_kinds(args)
+    skipped: dict[str, str] = {}
+    for kind in kinds:
+        base = kind.removesuffix(FULL)
+        if not recipes[base].exists():
+            skipped[kind] = f"no recipe {recipes[base].relative_to(REPO)}"
+        elif kind.endswith(FULL) and kind not in reuse:
+            if load_search_config(recipes[base]).fitness.fidelity is None:
+                skipped[kind] = (
+                    f"{recipes[base].relative_to(REPO)} has no fitness.fidelity: the twin "
+                    "would be the same search"
+                )
+    for kind, why in skipped.items():
+        _log(f"{kind}: not run: {why}")
+    # the search split as the searches score it: the recipes' fitness questions
+    limit = args.limit
+    if limit is None:
+        limit = load_search_config(recipes["ps"]).fitness.limit
 
     searches: dict[str, dict[str, Any]] = {}
     rows: dict[str, dict[str, Any]] = {}
@@ -519,45 +712,33 @@ def table_for_zoo(
         return {
             "meta": {
                 "zoo": str(zoo.relative_to(REPO)) if zoo.is_relative_to(REPO) else str(zoo),
-                "design": manifest.get("design", "verbs"),
+                "design": design,
                 "seed": manifest.get("seed"),
                 "size": manifest.get("size"),
-                "search_limit": args.limit or next(iter(searches.values()), {}).get("search_limit"),
+                "search_limit": limit,
                 "heldout_questions": min(held_n, args.heldout_limit or held_n),
+                "full_fidelity": args.full_fidelity,
                 "max_gen_toks": gen,
+                "sources": sources,
                 "wall_s": time.perf_counter() - t_start,
             },
             "rows": rows,
             "searches": {
-                k: {kk: vv for kk, vv in v.items() if kk not in ("best_recipe", "start_recipe")}
+                k: {kk: vv for kk, vv in v.items() if kk != "best_recipe"}
                 for k, v in searches.items()
             },
+            "skipped": skipped,
             "champion_recipes": {k: v["best_recipe"] for k, v in searches.items()},
-            "goals": goals(rows, sources, design) if "control:constant" in rows else [],
+            "hand_recipes": {
+                k: v.get("recipe") for k, v in rows.items() if k.startswith(("hand:", "hand_path:"))
+            },
+            "goals": (
+                goals(rows, sources, design, args.full_fidelity)
+                if "control:constant" in rows
+                else []
+            ),
             "comparisons": comparisons(rows),
         }
-
-    for kind in KINDS:
-        if kind in args.skip:
-            continue
-        rundir = Path(reuse[kind]).resolve() if kind in reuse else work / f"search-{kind}"
-        searches[kind] = run_or_reuse(
-            kind,
-            recipes[kind],
-            rundir,
-            zoo=zoo,
-            trials=trials[kind],
-            limit=args.limit,
-            device=args.device,
-            reuse=kind in reuse,
-            wall=args.search_wall,
-            ps_trials=args.ps_trials,
-        )
-        _log(
-            f"{kind}: champion {searches[kind]['champion_fitness']} ({searches[kind]['wall_s']} s)"
-        )
-        checkpoint(snapshot())
-    limit = args.limit or next(iter(searches.values()), {}).get("search_limit") or 50
 
     ev_search = evaluator(
         [("zoo_target_search", METRIC)], include, limit=limit, device=args.device,
@@ -577,16 +758,22 @@ def table_for_zoo(
         s = models.score(source, ev_search)
         h = models.score(source, ev_held)
         _log(f"{label}: search {s.score:.4f} held-out {h.score:.4f}")
-        extra.setdefault("questions_scored", limit)
-        return {"label": label, "search": s.score, "heldout": h.score, **extra}
+        return {
+            "label": label,
+            "search": s.score,
+            "heldout": h.score,
+            "questions_scored": _questions(s),
+            **extra,
+        }
 
     for name in ("base", *sources):
         rows[name] = both(name, str(zoo / name), evaluations=1)
     for name in sources:
         t0 = time.perf_counter()
-        tried = {}
+        tried, asked = {}, 0
         for s in SCALES if not args.quick else (1.0,):
-            tried[s] = models.score(vector_alone(zoo, name, s), ev_search).score
+            res = models.score(vector_alone(zoo, name, s), ev_search)
+            tried[s], asked = res.score, asked + _questions(res)
             _log(f"control {name} vector x{s}: search {tried[s]:.4f}")
         best_s = max(tried, key=lambda s: (tried[s], -abs(s - 1.0)))
         h = models.score(vector_alone(zoo, name, best_s), ev_held).score
@@ -594,8 +781,8 @@ def table_for_zoo(
             "label": f"control: d{name.upper()} alone, scale {best_s}",
             "search": tried[best_s],
             "heldout": h,
+            "questions_scored": asked,
             "evaluations": len(tried),
-            "questions_scored": len(tried) * limit,
             "wall_s": time.perf_counter() - t0,
             "note": "scale chosen on the search split from "
             + ", ".join(f"{k}: {100 * v:.0f}" for k, v in tried.items()),
@@ -606,24 +793,19 @@ def table_for_zoo(
         "label": f"control: constant answer {const['answer']}",
         "search": const["search"],
         "heldout": const["heldout"],
-        "evaluations": 0,
         "questions_scored": 0,
-        "note": "most frequent gold answer of the search split (all of it)",
+        "evaluations": 0,
+        "note": "most frequent gold answer of the search split (all of it); no model scored",
     }
     checkpoint(snapshot())
-    rows["hand"] = both(
-        "hand merge: base + " + " + ".join(f"d{n.upper()}" for n in sources),
-        hand_merge(zoo, sources),
-        evaluations=0,
-        note="equal weights 1, not searched (a person's first guess)",
-    )
     if args.hand_grid:
         t0 = time.perf_counter()
         grid = [float(w) for w in args.hand_grid.split(",")]
         points = [(a, b) for a in grid for b in grid]
-        tried = {}
+        tried, asked = {}, 0
         for w in points:
-            tried[w] = models.score(ta_grid(zoo, sources, w), ev_search).score
+            res = models.score(ta_grid(zoo, sources, w), ev_search)
+            tried[w], asked = res.score, asked + _questions(res)
             _log(f"hand grid {w}: search {tried[w]:.4f}")
         best_w = max(points, key=lambda w: (tried[w], -sum(abs(x - 1.0) for x in w)))
         rows["hand:grid"] = {
@@ -632,29 +814,67 @@ def table_for_zoo(
             "search": tried[best_w],
             "heldout": models.score(ta_grid(zoo, sources, best_w), ev_held).score,
             "evaluations": len(points),
-            "questions_scored": len(points) * limit,
+            "questions_scored": asked,
             "wall_s": time.perf_counter() - t0,
             "note": f"weights chosen on the search split from {grid} x {grid}",
             "grid": {",".join(f"{x:g}" for x in w): v for w, v in tried.items()},
         }
         checkpoint(snapshot())
-    dfs = searches.get("dfs")
-    if dfs and dfs.get("start_recipe"):  # what the DFS search added over where it started
-        rows["dfs_start"] = both(
-            "DFS start point (trial 0 of the DFS search, not searched)",
-            dfs["start_recipe"],
-            evaluations=1,
-            note=f"search-split fitness in the search {dfs.get('start_fitness')}",
+    hands = hand_points(recipes, zoo, args.device)
+    if not args.hand_starts:
+        hands = {k: v for k, v in hands.items() if k == "hand:task_arithmetic"}
+    for rid, hp in hands.items():
+        note = "start point of " + ", ".join(hp["starts"])
+        if hp["not_exact"]:
+            note += "; not exactly in the space of " + "; ".join(hp["not_exact"])
+        extra = {"configured_start": True} if hp.get("configured_start") else {}
+        label = f"{rid.split(':', 1)[0]}: {hp['describe']}"
+        if hp["recipe"] is None:
+            rows[rid] = {"label": label, "search": None, "heldout": None,
+                         "questions_scored": 0, "evaluations": 0, "note": note}  # fmt: skip
+        else:
+            rows[rid] = both(label, hp["recipe"], evaluations=1, note=note, recipe=hp["recipe"],
+                             **extra)  # fmt: skip
+        checkpoint(snapshot())
+
+    for kind in kinds:
+        if kind in skipped:
+            continue
+        rundir = (
+            Path(reuse[kind]).resolve()
+            if kind in reuse
+            else work / f"search-{kind.replace(':', '-')}"
         )
-    for kind, s in searches.items():
+        base = kind.removesuffix(FULL)
+        s = searches[kind] = run_or_reuse(
+            kind,
+            recipes[base],
+            rundir,
+            zoo=zoo,
+            trials=trials[base],
+            limit=args.limit,
+            device=args.device,
+            reuse=kind in reuse,
+            wall=args.search_wall,
+            ps_trials=args.ps_trials,
+            confirm=args.confirm_questions,
+        )
+        _log(f"{kind}: champion {s['champion_fitness']} ({s['wall_s']} s)")
+        checkpoint(snapshot())
+        confirm = s.get("champion_confirm") or {}
         rows[kind] = both(
-            LABELS[kind],
+            label_of(kind, s["ps_methods"]),
             s["best_recipe"],
             evaluations=n_evaluations(s["trials"]),
-            questions_scored=s.get("questions_scored"),
             wall_s=s["wall_s"],
-            note=f"search-split fitness in the search {s['champion_fitness']}",
+            fidelity=s["fidelity"],
+            ps_methods=s["ps_methods"],
+            note=f"search-split fitness in the search {s['champion_fitness']}"
+            + (f", pooled with confirm {confirm.get('pooled')}" if confirm else "")
+            + f" (stage {s.get('champion_stage')})",
         )
+        # what the search cost, not this rescoring: every stage's questions + confirm
+        rows[kind]["questions_scored"] = s["questions_total"]
         checkpoint(snapshot())
     return snapshot() | {"_models": models, "_limit": limit}
 
@@ -663,6 +883,11 @@ def combine_docs(args: argparse.Namespace) -> dict[str, Any]:
     """One table from several runs' JSON: their zoos in order, goals judged over all of them."""
     docs = [json.loads(p.read_text()) for p in args.combine]
     zoos = [z for d in docs for z in d["zoos"]]
+    for z in zoos:  # judged again from the rows, so every zoo is judged by this code's goals
+        m = z["meta"]
+        if "sources" in m and "control:constant" in z["rows"]:
+            z["goals"] = goals(z["rows"], m["sources"], m["design"], m.get("full_fidelity"))
+            z["comparisons"] = comparisons(z["rows"])
     meta = dict(docs[0]["meta"])
     meta["command"] = (
         "\n".join(d["meta"]["command"] for d in docs)
