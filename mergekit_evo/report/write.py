@@ -28,7 +28,10 @@ from mergekit_evo.report.trials_csv import FIXED_COLUMNS
 PLOTS = {
     "fitness": ("fitness.png", "Fitness per trial, best so far and the sources' baselines"),
     "ps": ("ps_parameters.png", "PS champion: parameters per model and layer group"),
-    "dfs": ("dfs_path.png", "DFS champion: the layer path, coloured by source model"),
+    "dfs": (
+        "dfs_path.png",
+        "DFS: the champion's layer path (or the DFS stage's best), coloured by source model",
+    ),
     "pareto": ("pareto.png", "Pareto front of the objectives"),
     "report": ("report_split.png", "Report split: sources vs champion"),
 }
@@ -52,6 +55,17 @@ def _best_row(rows: list[dict[str, Any]], stage: str) -> dict[str, Any] | None:
         and r.get("fitness") != ""
     ]
     return max(done, key=lambda r: (float(r["fitness"]), -int(r["number"])), default=None)
+
+
+def _recipe_of(root: Path, row: dict[str, Any]) -> dict[str, Any] | None:
+    """A trial's recipe, read back from its ``trials/*.yml``."""
+    import yaml
+
+    try:
+        doc = yaml.safe_load((root / str(row.get("yaml"))).read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 def dfs_path(recipe: dict[str, Any]) -> tuple[list[tuple[int, int]], list[float], list[str]] | None:
@@ -113,9 +127,14 @@ def write_run_report(
         else None,
     )
     path = None
-    if recipe is not None:
+    dfs_row = _best_row(rows, "dfs")
+    shown = recipe
+    if recipe is not None and recipe.get("merge_method") not in ("dfs", "ps_dfs") and dfs_row:
+        # a PS champion picked over the DFS stage (confirm set): show the DFS stage's best path
+        shown = _recipe_of(root, dfs_row)
+    if shown is not None:
         try:
-            path = dfs_path(recipe)
+            path = dfs_path(shown)
         except (OSError, KeyError, ValueError, TypeError) as e:  # a model folder moved since
             if log is not None:
                 log(f"report: no DFS path plot ({type(e).__name__}: {e})")

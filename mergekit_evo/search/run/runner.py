@@ -169,6 +169,7 @@ class Search:
         else:
             res, best = self._race(methods, ps_budget, opened, run_arm, stop_reasons)
             for m in methods:
+                stop_reasons.setdefault(arms[m], f"not run: {ps_budget} PS trials left it none")
                 studies.append((arms[m], opened[m]))
                 self.run_ctx.worker.report(opened[m], f"stopped: {stop_reasons[arms[m]]}")
         self._confirm([(arms[m], opened[m]) for m in methods], "ps-" if run.two_stage else "")
@@ -184,7 +185,7 @@ class Search:
     ) -> tuple[StageResult | None, float | None]:
         """Successive halving over the methods (search/stage/method_race.py)."""
         from mergekit_evo.search.stage.loop import best_trial
-        from mergekit_evo.search.stage.method_race import next_round
+        from mergekit_evo.search.stage.method_race import next_round, ranked
 
         run = self.run_ctx
         done: list = []
@@ -206,7 +207,7 @@ class Search:
                     self._race_over(methods, stop_reasons, res.stop_reason)
                     return res, _best_of(opened)
             done.append(rnd)
-        winner = done[-1].methods[0]
+        winner = ranked(list(done[-1].methods), methods, bests)[0] if done else methods[0]
         run.log(f"method race: {winner} won")
         for m in methods:
             if m != winner and stop_reasons.get(f"ps:{m}", "").startswith("budget"):

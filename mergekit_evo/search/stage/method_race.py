@@ -28,17 +28,20 @@ class Round:
     max_trials: dict[str, int]
 
 
-def field_sizes(n: int) -> list[int]:
-    """Methods in each round: ``n``, halved (rounded up) down to 1."""
+def field_sizes(n: int, budget: int | None = None) -> list[int]:
+    """Methods in each round: ``n``, halved (rounded up) down to 1; a budget too small to give
+    every round's methods a trial each is one round (every method at once, then the best)."""
     sizes = [n]
     while sizes[-1] > 1:
         sizes.append(math.ceil(sizes[-1] / 2))
+    if budget is not None and budget < sum(sizes):
+        return [n]
     return sizes
 
 
 def per_method(n: int, budget: int) -> list[int]:
     """Trials each method of round r gets in that round (the remainder to the last round)."""
-    sizes = field_sizes(n)
+    sizes = field_sizes(n, budget)
     share = budget // len(sizes)
     out = [max(1, share // k) for k in sizes]
     out[-1] += max(0, budget - sum(p * k for p, k in zip(out, sizes, strict=True)))
@@ -48,18 +51,28 @@ def per_method(n: int, budget: int) -> list[int]:
 def next_round(
     methods: list[str], budget: int, done: list[Round], best: dict[str, float | None]
 ) -> Round | None:
-    """The round after ``done`` (None: the race is over); survivors ranked by ``best``."""
-    sizes = field_sizes(len(methods))
+    """The round after ``done`` (None: the race is over); survivors ranked by ``best``.  In a
+    one-round race too small for a trial per method, the first methods get one each."""
+    sizes = field_sizes(len(methods), budget)
     r = len(done)
     if r == len(sizes):
         return None
     alive = list(done[-1].methods) if done else list(methods)
     if len(alive) > sizes[r]:
-        ranked = sorted(alive, key=lambda m: (-_value(best.get(m)), methods.index(m)))
-        alive = [m for m in methods if m in ranked[: sizes[r]]]
+        alive = [m for m in methods if m in ranked(alive, methods, best)[: sizes[r]]]
+    if len(sizes) == 1:  # one round: the budget split as evenly as it goes, config order first
+        n, extra = divmod(budget, len(methods))
+        share = {m: n + (i < extra) for i, m in enumerate(methods)}
+        kept = {m: k for m, k in share.items() if k}
+        return Round(r, tuple(kept), kept)
     before = done[-1].max_trials if done else {}
     add = per_method(len(methods), budget)[r]
     return Round(r, tuple(alive), {m: before.get(m, 0) + add for m in alive})
+
+
+def ranked(alive: list[str], methods: list[str], best: dict[str, float | None]) -> list[str]:
+    """Best first (ties: the order in the config)."""
+    return sorted(alive, key=lambda m: (-_value(best.get(m)), methods.index(m)))
 
 
 def _value(v: float | None) -> float:

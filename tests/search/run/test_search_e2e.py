@@ -48,9 +48,22 @@ def _check_outputs(run: Path, mode: str, n_trials: int) -> dict:
     assert len(rows) == n_trials
     assert all(r["state"] == "COMPLETE" for r in rows)
     assert all(float(r["seconds"]) >= 0 for r in rows)
-    # the champion is the best completed trial of the final stage
-    final = [r for r in rows if r["stage"] == ("ps" if mode == "ps" else "dfs")]
-    assert max(float(r["fitness"]) for r in final) == pytest.approx(champion)
+    # the champion: the best completed trial of the final stage, or with a confirm slice the
+    # best over fitness and confirm questions together among the confirmed trials of any stage
+    confirm = metrics.get("champion_confirm")
+    if confirm is None:
+        final = [r for r in rows if r["stage"] == ("ps" if mode == "ps" else "dfs")]
+        assert max(float(r["fitness"]) for r in final) == pytest.approx(champion)
+    else:
+        pooled = []
+        for stage, scores in confirm["stages"].items():
+            for number, c in scores.items():
+                (row,) = [r for r in rows if r["stage"] == stage and r["number"] == number]
+                n = int(row["questions"])
+                pooled.append(
+                    (float(row["fitness"]) * n + c["score"] * c["questions"]) / (n + c["questions"])
+                )
+        assert max(pooled) == pytest.approx(confirm["champion"]["pooled"])
     # every proposal was written as a MergeKit YAML before it was merged
     for r in rows:
         doc = yaml.safe_load((run / r["yaml"]).read_text())

@@ -45,3 +45,12 @@ def test_three_methods_120_trials() -> None:
 def test_ties_and_missing_scores_follow_the_config_order() -> None:
     rounds = _race(["a", "b", "c"], 60, {"a": None, "b": 0.5, "c": 0.5})
     assert rounds[1].methods == ("b", "c") and rounds[2].methods == ("b",)
+
+
+@pytest.mark.parametrize(("n", "budget"), [(3, 2), (3, 5), (2, 2)])
+def test_a_budget_too_small_for_the_rounds_is_one_round(n: int, budget: int) -> None:
+    methods = [f"m{i}" for i in range(n)]
+    rounds = _race(methods, budget, {})
+    assert len(rounds) == 1
+    assert sum(rounds[0].max_trials.values()) == budget
+    assert rounds[0].methods == tuple(methods[: min(n, budget)])
