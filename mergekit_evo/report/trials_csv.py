@@ -19,11 +19,14 @@ FIXED_COLUMNS = frozenset([*_FIXED, "fail_reason"])
 
 
 def trial_rows(studies: Sequence[tuple[str, optuna.Study]]) -> list[dict[str, object]]:
-    """Rows (dicts) for each trial of each ``(stage, study)``, in stage then trial order."""
+    """Rows (dicts) for each trial of each ``(stage, study)``, in stage then trial order.
+    Queued trials never asked (start points a stopped stage did not reach) are not rows."""
     rows: list[dict[str, object]] = []
     for stage, study in studies:
         best: float | None = None
         for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
+            if t.state.name == "WAITING":
+                continue
             fit = t.user_attrs.get("fitness")
             if fit is not None and t.state.name == "COMPLETE":
                 best = fit if best is None else max(best, fit)

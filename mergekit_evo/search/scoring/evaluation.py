@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from mergekit_evo.search.scoring.oom import score_with_oom_retry
 from mergekit_evo.search.scoring.scorer import OnRung
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from mergekit_evo.candidate.base import CandidateBuilder
@@ -62,35 +64,40 @@ class CandidateEvaluator:
         *,
         on_rung: OnRung | None = None,
     ) -> Evaluation:
-        cand = self.builder.build(recipe, workdir)
-        scorer = self.scorer
-        try:
-            s = score_with_oom_retry(
-                lambda bs: scorer.score_candidate(
-                    cand.model, cand.tokenizer, batch_size=bs, on_rung=on_rung
-                ),
-                scorer.cfg.batch_size,
-                self.log,
-            )
-        finally:
-            self.builder.release(cand)
+        s, path = self._with_candidate(
+            recipe,
+            workdir,
+            lambda cand, bs: self.scorer.score_candidate(
+                cand.model, cand.tokenizer, batch_size=bs, on_rung=on_rung
+            ),
+        )
         return Evaluation(
             fitness=s.fitness,
             values=s.values,
             per_task=s.per_task,
-            model_dir=cand.path,
+            model_dir=path,
             questions=s.questions,
         )
 
     def confirm(self, recipe: dict[str, Any], workdir: Path) -> tuple[float, int]:
         """The recipe's accuracy on the confirm slice, and how many questions that is."""
+        score, _ = self._with_candidate(
+            recipe,
+            workdir,
+            lambda cand, bs: self.scorer.score_confirm(cand.model, cand.tokenizer, batch_size=bs),
+        )
+        return score
+
+    def _with_candidate(
+        self, recipe: dict[str, Any], workdir: Path, score: Callable[[Any, int], T]
+    ) -> tuple[T, Path | None]:
+        """Build the candidate, score it (once more at half the batch on out-of-memory),
+        release it; the score and the folder it was built in."""
         cand = self.builder.build(recipe, workdir)
-        scorer = self.scorer
         try:
-            return score_with_oom_retry(
-                lambda bs: scorer.score_confirm(cand.model, cand.tokenizer, batch_size=bs),
-                scorer.cfg.batch_size,
-                self.log,
+            out = score_with_oom_retry(
+                lambda bs: score(cand, bs), self.scorer.cfg.batch_size, self.log
             )
         finally:
             self.builder.release(cand)
+        return out, cand.path

@@ -68,7 +68,11 @@ def confirm_stage(
     for t in top_trials(study, top_k):
         if str(t.number) in done:
             continue
-        score, n = confirm(t.user_attrs["recipe"], workdir / f"confirm-{label}{t.number:05d}")
+        try:
+            score, n = confirm(t.user_attrs["recipe"], workdir / f"confirm-{label}{t.number:05d}")
+        except Exception as e:  # a candidate that cannot be scored again loses its place
+            log(f"confirm trial {t.number:5d}  FAILED  {type(e).__name__}: {str(e)[:160]}")
+            continue
         done[str(t.number)] = {"score": score, "questions": n}
         study.set_user_attr(CONFIRM_ATTR, done)  # after each: a killed run keeps what it did
         log(

@@ -11,6 +11,7 @@ import math
 import time
 import traceback
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -168,16 +169,12 @@ def run_stage(ctx: StageContext) -> StageResult:
                 secs = time.monotonic() - t0
                 trial.set_user_attr("fitness_partial", p.fitness)
                 trial.set_user_attr("questions", p.questions)
-                trial.set_user_attr("seconds", round(secs, 3))
-                study.tell(trial, state=TrialState.PRUNED)  # value: its last rung's fitness
-                log(
-                    TrialLine(
-                        f"trial {trial.number:5d}  pruned  {p.fitness:.4f} on {p.questions} "
-                        f"questions  best {p.incumbent or 0.0:.4f}     ({secs:.1f} s)",
-                        number=trial.number, fitness=None, best=best_before, improved=False,
-                        seconds=secs,
-                    )
-                )  # fmt: skip
+                text = (
+                    f"pruned  {p.fitness:.4f} on {p.questions} questions  best "
+                    f"{p.incumbent or 0.0:.4f}    "
+                )
+                # PRUNED: Optuna keeps its last rung's fitness as its value
+                _unscored(study, trial, TrialState.PRUNED, text, secs, best_before, log)
                 _cleanup(workdir)
                 clock.publish()
                 continue
@@ -192,16 +189,10 @@ def run_stage(ctx: StageContext) -> StageResult:
                 secs = time.monotonic() - t0
                 msg = f"{type(e).__name__}: {e}"
                 trial.set_user_attr("fail_reason", msg[:2000])
-                trial.set_user_attr("seconds", round(secs, 3))
                 trial.set_user_attr("traceback", traceback.format_exc()[-4000:])
-                study.tell(trial, state=TrialState.FAIL)
-                log(
-                    TrialLine(
-                        f"trial {trial.number:5d}  FAILED  {msg[:160]}  ({secs:.1f} s)",
-                        number=trial.number, fitness=None, best=best_before, improved=False,
-                        seconds=secs,
-                    )
-                )  # fmt: skip
+                _unscored(
+                    study, trial, TrialState.FAIL, f"FAILED  {msg[:160]}", secs, best_before, log
+                )
                 _cleanup(workdir)
                 clock.publish()
                 continue
@@ -233,6 +224,26 @@ def run_stage(ctx: StageContext) -> StageResult:
             _cleanup(workdir)
     log(f"stop ({prefix.rstrip('-') or space.name}): {reason}")
     return stage_result(study, reason)
+
+
+def _unscored(
+    study: optuna.Study,
+    trial: optuna.trial.Trial,
+    state: optuna.trial.TrialState,
+    text: str,
+    secs: float,
+    best: float | None,
+    log: Callable[[str], None],
+) -> None:
+    """End a trial that has no fitness (failed, or pruned part way) and log its line."""
+    trial.set_user_attr("seconds", round(secs, 3))
+    study.tell(trial, state=state)
+    log(
+        TrialLine(
+            f"trial {trial.number:5d}  {text}  ({secs:.1f} s)",
+            number=trial.number, fitness=None, best=best, improved=False, seconds=secs,
+        )
+    )  # fmt: skip
 
 
 def _rung(study: optuna.Study, trial: optuna.trial.Trial) -> OnRung:

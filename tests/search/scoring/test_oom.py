@@ -78,11 +78,13 @@ def test_search_retries_then_fails_trials_and_goes_on(family, tmp_path, monkeypa
     original = FitnessEvaluator.score
     seen: list[int | None] = []
 
-    def tight(self: FitnessEvaluator, model: Any, tokenizer: Any, batch_size: int | None = None):
+    def tight(
+        self: FitnessEvaluator, model: Any, tokenizer: Any, batch_size: int | None = None, **kw
+    ):
         seen.append(batch_size)
         if batch_size is None or len(seen) > 2:  # trial 0 fits at half; later trials never fit
             raise _oom()
-        return original(self, model, tokenizer, batch_size=batch_size)
+        return original(self, model, tokenizer, batch_size=batch_size, **kw)
 
     monkeypatch.setattr(FitnessEvaluator, "score", tight)
     cfg = load_search_config(
@@ -106,7 +108,9 @@ def test_search_retries_then_fails_trials_and_goes_on(family, tmp_path, monkeypa
 
 
 def test_a_search_that_never_fits_stops_nonzero(family, tmp_path, monkeypatch):
-    def never(self: FitnessEvaluator, model: Any, tokenizer: Any, batch_size: int | None = None):
+    def never(
+        self: FitnessEvaluator, model: Any, tokenizer: Any, batch_size: int | None = None, **kw
+    ):
         raise _oom()
 
     monkeypatch.setattr(FitnessEvaluator, "score", never)

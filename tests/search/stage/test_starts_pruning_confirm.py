@@ -169,3 +169,21 @@ def test_confirm_picks_on_fitness_and_confirm_questions_together(tmp_path: Path)
     assert pooled(best, scores[2]) == pytest.approx(value)
     confirm_stage(study, confirm, 2, rd.work, lambda _: None)  # resumed: nothing scored again
     assert len(asked) == 2
+
+
+def test_a_candidate_that_fails_its_confirm_loses_its_place_not_the_search(tmp_path: Path) -> None:
+    rd, study = _study(tmp_path)
+    space = ToySpace()
+    pts = [StartPoint("a", np.array([0.8, 0.2]), True), StartPoint("b", np.array([0.5, 0.5]), True)]
+    run_stage(StageContext(study, space, _quad, rd, StopRule(2, 4), starts=pts, **QUIET))
+    lines: list[str] = []
+
+    def confirm(recipe: dict[str, Any], workdir: Path) -> tuple[float, int]:
+        if recipe["x"][0] > 0.7:
+            raise RuntimeError("out of memory")
+        return 0.5, 100
+
+    scores = confirm_stage(study, confirm, 2, rd.work, lines.append)
+    assert list(scores) == [1]
+    assert any("confirm trial     0  FAILED  RuntimeError: out of memory" in x for x in lines)
+    assert champion([("ps", study)])[1].number == 1
