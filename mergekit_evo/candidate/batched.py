@@ -63,6 +63,9 @@ BATCHED_METHODS = (
     "della_linear",
 )
 CHUNK_ELEMENTS = 1 << 28  # elements of one input's stack per kernel call (bounds scratch)
+#: what a rank cache must leave free on the card, as a fraction of it: the evaluation after the
+#: merge (KV cache, prefill activations, logits, CUDA-graph pools) and the merge's own scratch
+RANK_CACHE_RESERVE = 0.2
 _LAYER = re.compile(r"(?<=\.)\d+(?=\.)")
 
 
@@ -115,6 +118,42 @@ class _Plan:
     cache_ranks: bool = True
 
 
+def rank_cache_need(plan: _Plan) -> int:
+    """Bytes of a plan's rank cache: int32 ranks of every non-base input's task vectors."""
+    return sum(4 * g.shape.numel() * len(g.rows) * (len(g.rows[0].inputs) - 1) for g in plan.groups)
+
+
+def chunk_scratch_bytes(plan: _Plan) -> int:
+    """The largest chunk's working memory during a merge: its inputs' stacks and as much again
+    for the task vectors, masks and sorted copies, in float32 at most."""
+    most = 0
+    for g in plan.groups:
+        rows = max((b - a for a, b in g.chunks), default=0)
+        most = max(most, 2 * 4 * g.shape.numel() * rows * len(g.rows[0].inputs))
+    return most
+
+
+def rank_cache_fits(
+    need: int,
+    free: int,
+    allocator_unused: int,
+    total: int,
+    scratch: int = 0,
+    reserve: float = RANK_CACHE_RESERVE,
+) -> bool:
+    """Whether ``need`` bytes of ranks may stay on the card for the whole search.
+
+    ``free`` (the driver's) and ``allocator_unused`` (blocks PyTorch caches but no tensor uses)
+    are what is left once everything resident is counted out: the sources, the working model,
+    other plans' caches.  The ranks must leave ``reserve`` of the card (``total``), and at least
+    one chunk's ``scratch``, for what comes after the merge: the decoder's KV cache, prefill
+    activations and graphs.  (The rule it replaces, 60% of the driver's free memory, scaled the
+    headroom with what happened to be free; a model loaded *later* in the same process is
+    never counted here: callers free the builder first, as the benchmark now does.)
+    """
+    return need + max(int(total * reserve), scratch) <= free + allocator_unused
+
+
 class NotBatchable(Exception):
     """The recipe (or one of its tensors) needs MergeKit's per-tensor tasks."""
 
@@ -139,6 +178,7 @@ class BatchedMerger:
         self.last_rows = 0  # output tensors the last merge wrote
         self.last_groups = 0
         self.last_plan_s = 0.0  # host time before the first kernel (plan, parameters, packing)
+        self.last_rank_cache: dict[str, Any] = {}  # the last plan's rank-cache decision, bytes
 
     @staticmethod
     def handles(method: str) -> bool:
@@ -222,21 +262,29 @@ class BatchedMerger:
     def _fits_rank_cache(self, plan: _Plan) -> bool:
         if plan.kind is None or plan.kind.rank_kind is None:
             return True
-        need = sum(
-            4 * g.shape.numel() * len(g.rows) * (len(g.rows[0].inputs) - 1) for g in plan.groups
-        )
-        limit = self.rank_cache_bytes
-        if limit is None and self.device.type == "cuda":
-            free, _ = torch.cuda.mem_get_info(self.device)
-            limit = int(free * 0.6)
-        if limit is not None and need > limit:
-            log.warning(
-                "magnitude ranks need %.1f GiB (limit %.1f GiB): sorting every candidate",
-                need / 2**30,
-                limit / 2**30,
+        need = rank_cache_need(plan)
+        if self.rank_cache_bytes is not None:
+            fits = need <= self.rank_cache_bytes
+            self.last_rank_cache = {"need": need, "limit": self.rank_cache_bytes, "cached": fits}
+        elif self.device.type == "cuda":
+            free, total = torch.cuda.mem_get_info(self.device)
+            unused = torch.cuda.memory_reserved(self.device) - torch.cuda.memory_allocated(
+                self.device
             )
-            return False
-        return True
+            scratch = chunk_scratch_bytes(plan)
+            fits = rank_cache_fits(need, free, unused, total, scratch)
+            self.last_rank_cache = {"need": need, "free": free, "allocator_unused": unused,
+                                    "total": total, "scratch": scratch, "cached": fits}  # fmt: skip
+        else:  # host memory: not the card's to guard
+            self.last_rank_cache = {"need": need, "cached": True}
+            return True
+        if not fits:
+            log.warning(
+                "magnitude ranks need %.1f GiB, more than the card can spare beside the resident "
+                "models and the evaluation: sorting every candidate instead",
+                need / 2**30,
+            )
+        return fits
 
     # ----------------------------------------------------------------------------- merge
     @torch.no_grad()

@@ -118,11 +118,13 @@ class GreedyDecoder:
         fuse: bool | None = None,
         attention: str | None = None,
         prefill_tokens: int = 32768,
+        compile: bool | str | None = None,
     ) -> None:
-        """``fuse``: decode with :mod:`.fused`'s layer functions, compiled on CUDA (None: on
-        CUDA).  ``attention``: ``triton`` or ``sdpa`` for fused decode steps (None: Triton if
-        it runs here and agrees with SDPA).  ``prefill_tokens``: padded tokens per prefill
-        sub-batch."""
+        """``fuse``: decode with :mod:`.fused`'s layer functions (None: on CUDA).
+        ``compile``: run them through ``torch.compile`` (None: on CUDA; a string names the
+        backend, e.g. ``eager`` for CPU tests of Dynamo's guards).  ``attention``: ``triton``
+        or ``sdpa`` for fused decode steps (None: Triton if it runs here and agrees with
+        SDPA).  ``prefill_tokens``: padded tokens per prefill sub-batch."""
         self.stack = stack
         # a shorter shared prefix is prefilled with the rest of its row: computing it apart
         # would make the rows' prefill a masked (non-flash) attention, which costs more
@@ -144,8 +146,11 @@ class GreedyDecoder:
         if self.device.type == "cuda" if fuse is None else fuse:
             from mergekit_evo.engine.fused import FusedLayers
 
+            if compile is None:
+                compile = self.device.type == "cuda"
+            backend = compile if isinstance(compile, str) else "inductor"
             try:
-                self._fused = FusedLayers(stack.layers, compile=self.device.type == "cuda")
+                self._fused = FusedLayers(stack.layers, compile=bool(compile), backend=backend)
             except ValueError:
                 self._fused = None  # not the plain shape: the modules' own forward
         self.attention = "sdpa"
@@ -416,14 +421,12 @@ class GreedyDecoder:
                 w = fused.tensors[i]
                 if scale != 1.0:
                     h = h * scale
-                q, k, v = fused.pre(h, w.ln1, w.wqkv, w.bqkv, w.qn, w.kn, cos, sin,
-                                        w.eps, w.head_dim, w.n_q, w.n_kv)  # fmt: skip
+                q, k, v = fused.pre(h, w, cos, sin)
                 kc[:, :, start:end] = k.transpose(1, 2)
                 vc[:, :, start:end] = v.transpose(1, 2)
                 o = _attention(q.transpose(1, 2), kc[:, :, :end], vc[:, :, :end], mask,
                                layer.self_attn.scaling)  # fmt: skip
-                h = fused.post(h, o.transpose(1, 2), w.wo, w.bo, w.ln2, w.wgu, w.wd, w.eps,
-                                   w.inter)  # fmt: skip
+                h = fused.post(h, o.transpose(1, 2), w)
                 continue
 
             def kv(k: torch.Tensor, v: torch.Tensor, kc=kc, vc=vc):
@@ -524,8 +527,7 @@ class GreedyDecoder:
                 w = fused.tensors[i]
                 if scale != 1.0:
                     h = h * scale
-                q, k, v = fused.pre(h, w.ln1, w.wqkv, w.bqkv, w.qn, w.kn, cos, sin, w.eps,
-                                    w.head_dim, w.n_q, w.n_kv)  # fmt: skip
+                q, k, v = fused.pre(h, w, cos, sin)
                 if triton:  # writes slot ``pos`` and reads only slots <= pos
                     o = decode_attention(q[:, 0], k[:, 0], v[:, 0], kc, vc, pos,
                                          layer.self_attn.scaling)[:, None]  # fmt: skip
@@ -534,7 +536,7 @@ class GreedyDecoder:
                     vc[rows, :, pos] = v[:, 0]
                     o = _attention(q.transpose(1, 2), kc, vc, mask, layer.self_attn.scaling)
                     o = o.transpose(1, 2)
-                h = fused.post(h, o, w.wo, w.bo, w.ln2, w.wgu, w.wd, w.eps, w.inter)
+                h = fused.post(h, o, w)
                 continue
 
             def kv(k: torch.Tensor, v: torch.Tensor, kc=kc, vc=vc):

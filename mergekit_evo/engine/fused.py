@@ -16,13 +16,25 @@ that layer again (the decoder then recaptures its CUDA graphs).
 
 The functions take the weights as arguments, never the modules, so Dynamo guards on shapes and
 dtypes only: one compilation serves every layer, every candidate written in place and every DFS
-path; a second one (dynamic batch and length) serves the prefill, where Inductor fuses the
-norms, rotary and SiLU over tens of thousands of tokens.  Numerics follow the Hugging Face
-modules: the RMS norm in float32, cast back before the weight.
+path, and the prefill's (dynamic batch and length) fuses the norms, rotary and SiLU over tens of
+thousands of tokens.
+
+**One compiled copy per variant.**  Dynamo keeps compiled entries per *code object* and fails a
+``fullgraph`` function on its 9th (``config.recompile_limit``).  Dynamic shapes still specialise
+sizes 0 and 1, so decode (length 1), prefill, a batch of one (a shared prefix, the last bucket),
+each dtype (a float32 check beside bfloat16 candidates) and each layer structure (q/k/v bias,
+qwen3's q/k norms) is an entry of its own; one process that decoded several model families
+(the benchmark, the GPU tests) ran out of entries (the H200 run of 2026-12-03: ``pre_attention``
+hit the limit, "size mismatch at index 1. expected 1, actual 20").  :class:`FusedLayers` therefore
+compiles a copy of each function with its own code object per variant (:func:`variant_key`), so
+a variant's lengths share one dynamic entry and variants never evict or count against each other.
+Numerics follow the Hugging Face modules: the RMS norm in float32, cast back before the weight.
 """
 
 from __future__ import annotations
 
+import types
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -215,25 +227,74 @@ def fuse_model(model: Any) -> int:
     return sum(fuse_layer(layer) is not None for layer in layers)
 
 
+def variant_key(h: torch.Tensor, w: LayerTensors) -> tuple:
+    """What makes Dynamo compile a separate entry: dtype, device, the layer's optional tensors,
+    and sizes it specialises (batch 1, length 1: decode).  Every other size stays dynamic."""
+    return (
+        str(h.dtype).removeprefix("torch."),
+        str(h.device),
+        w.bqkv is not None,
+        w.qn is not None,
+        w.bo is not None,
+        h.shape[0] == 1,
+        h.shape[1] == 1,
+    )
+
+
+def own_code(fn: Callable, tag: str) -> Callable:
+    """``fn`` with a code object of its own (named ``fn__tag``): Dynamo's compiled entries and its
+    recompile count live on the code object, so each copy has its own."""
+    name = f"{fn.__name__}__{tag}"
+    code = fn.__code__.replace(co_name=name, co_qualname=name)
+    copy = types.FunctionType(code, fn.__globals__, name, fn.__defaults__, fn.__closure__)
+    copy.__kwdefaults__ = fn.__kwdefaults__
+    copy.__doc__ = fn.__doc__
+    return copy
+
+
 class FusedLayers:
     """``pre``/``post`` and the fused tensors for every position of a stack."""
 
-    _compiled: dict[str, Any] = {}  # shared: one compilation however many decoders
+    #: shared by every decoder of the process: (function, backend, variant) -> compiled copy
+    _compiled: dict[tuple, Callable] = {}
 
-    def __init__(self, layers: list[Any], compile: bool = True) -> None:
+    def __init__(self, layers: list[Any], compile: bool = True, backend: str = "inductor") -> None:
+        """``compile``: run the functions through ``torch.compile`` (``backend``; tests on CPU
+        may use ``eager``: Dynamo's guards, hence its entries, do not depend on the backend)."""
         tensors = [fuse_layer(layer) for layer in layers]
         if any(t is None for t in tensors):
             raise ValueError("a layer is not of the plain Llama-family shape")
         self.layers = layers
         self.tensors: list[LayerTensors] = tensors  # type: ignore[assignment]
-        if compile:
-            if not self._compiled:
-                opts = {"dynamic": True, "fullgraph": True}
-                self._compiled["pre"] = torch.compile(pre_attention, **opts)
-                self._compiled["post"] = torch.compile(post_attention, **opts)
-            self.pre, self.post = self._compiled["pre"], self._compiled["post"]
-        else:
-            self.pre, self.post = pre_attention, post_attention
+        self.compile = compile
+        self.backend = backend
+
+    def _function(self, fn: Callable, h: torch.Tensor, w: LayerTensors) -> Callable:
+        if not self.compile:
+            return fn
+        key = (fn.__name__, self.backend, variant_key(h, w))
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            tag = "_".join(
+                str(int(k)) if isinstance(k, bool) else str(k).replace(":", "") for k in key[2]
+            )
+            compiled = torch.compile(
+                own_code(fn, tag), dynamic=True, fullgraph=True, backend=self.backend
+            )
+            self._compiled[key] = compiled
+        return compiled
+
+    def pre(
+        self, h: torch.Tensor, w: LayerTensors, cos: torch.Tensor, sin: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:func:`pre_attention` of layer tensors ``w`` (compiled for ``h``'s variant)."""
+        fn = self._function(pre_attention, h, w)
+        return fn(h, w.ln1, w.wqkv, w.bqkv, w.qn, w.kn, cos, sin, w.eps, w.head_dim, w.n_q, w.n_kv)
+
+    def post(self, h: torch.Tensor, o: torch.Tensor, w: LayerTensors) -> torch.Tensor:
+        """:func:`post_attention` of layer tensors ``w``; ``o`` (b, t, heads, head_dim)."""
+        fn = self._function(post_attention, h, w)
+        return fn(h, o, w.wo, w.bo, w.ln2, w.wgu, w.wd, w.eps, w.inter)
 
     def refresh(self) -> bool:
         """Fuse again every layer whose parameters moved; True if any did."""

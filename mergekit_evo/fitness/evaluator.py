@@ -8,6 +8,7 @@ depend on the model (task index, datasets, prompts, filters, metric checks) happ
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import time
@@ -331,7 +332,8 @@ class FitnessEvaluator:
             if not tasks:
                 raise FitnessError("no question to score: every task's slice is empty")
         seed = self.spec.seed
-        with seeded_global_rng(seed):  # deterministic scoring, caller's RNGs left as they were
+        # deterministic scoring, caller's RNGs left as they were; Jinja templates compiled once
+        with seeded_global_rng(seed), compiled_templates():
             for task in tasks.values():
                 task.set_fewshot_seed(seed=seed)  # same few-shot draws for every candidate
             results = evaluate(
@@ -408,6 +410,38 @@ def _reuse_requests(task: Task) -> None:
         memo[key] = list(task._instances or [])
 
     task.build_all_requests = build_all_requests  # type: ignore[method-assign]
+
+
+@functools.lru_cache(maxsize=1024)
+def _compiled_template(template: str) -> Any:
+    from lm_eval import utils
+
+    return utils.env.from_string(template)
+
+
+def _apply_compiled_template(template: str, doc: dict) -> str:
+    """``lm_eval.utils.apply_template`` with the template compiled once, not per document."""
+    return _compiled_template(template).render(**doc)
+
+
+@contextlib.contextmanager
+def compiled_templates() -> Iterator[None]:
+    """lm-eval's ``apply_template`` compiles its Jinja template on every call: GSM8K's target
+    template once per question *and filter* (three).  Scoring 1,000 questions spent about half
+    of its host time outside the decoder there (CPU, decoder stubbed: 6.6-8.3 s, 2.6-3.7 s with
+    this).  Within the block each template is compiled once (same environment, same render);
+    lm-eval's function is put back afterwards."""
+    from lm_eval import utils
+
+    original = utils.apply_template
+    if original is _apply_compiled_template:  # nested
+        yield
+        return
+    utils.apply_template = _apply_compiled_template
+    try:
+        yield
+    finally:
+        utils.apply_template = original
 
 
 @contextlib.contextmanager

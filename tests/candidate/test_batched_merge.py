@@ -167,3 +167,29 @@ def test_della_epsilon_out_of_range_is_refused_before_merging() -> None:
     per[0][0]["epsilon"] = 0.2
     with pytest.raises(ValueError, match="Epsilon"):
         _ours("della", base, srcs, [{}], per)
+
+
+GIB = 2**30
+
+
+def test_rank_cache_guard_counts_what_is_resident_and_keeps_room_to_evaluate() -> None:
+    """The H200's 7B-shaped stage in numbers: 6.17B parameters a model, bf16, TIES over two
+    sources (ranks: 4 bytes x 2 x 6.17e9 = 46 GiB) on a 139.8 GiB card."""
+    from mergekit_evo.candidate.batched import RANK_CACHE_RESERVE, rank_cache_fits
+
+    total = int(139.8 * GIB)
+    model = int(6.174e9 * 2)  # one bf16 copy
+    need = 4 * 2 * int(6.174e9)
+    context = GIB  # CUDA context, cuBLAS workspaces
+    # resident: base, a, b and the working model -> ranks fit, with the reserve left over
+    free = total - 4 * model - context
+    assert rank_cache_fits(need, free, 0, total)
+    # a float32 copy of the model loaded beside them (what ran out of memory): no cache
+    assert not rank_cache_fits(need, free - 2 * model, 0, total)
+    # blocks PyTorch caches but no tensor uses are as good as free
+    assert rank_cache_fits(need, free - 2 * model - 10 * GIB, free, total)
+    # the reserve is the card's: it does not shrink as the card fills up
+    spare = need + int(total * RANK_CACHE_RESERVE)
+    assert rank_cache_fits(need, spare, 0, total) and not rank_cache_fits(need, spare - 1, 0, total)
+    # a merge chunk's scratch larger than the reserve must fit too
+    assert not rank_cache_fits(need, spare, 0, total, scratch=int(total * RANK_CACHE_RESERVE) + 1)

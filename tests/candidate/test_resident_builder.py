@@ -188,3 +188,24 @@ def test_search_in_memory_rescores_a_dare_champion_as_mergekit_rebuilds_it(
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert 0.0 <= metrics["champion_rebuilt_fitness"] <= 1.0
     assert res.metrics["champion_fitness"] is not None
+
+
+def test_ranks_not_cached_when_they_do_not_fit_are_sorted_each_time(
+    sources, tmp_path: Path
+) -> None:
+    """The rank cache's fallback (the guard said no): every candidate sorts its task vectors
+    again, and the merges stay MergeKit's bits."""
+    res = ResidentCandidateBuilder(device="cpu", dtype="float32")
+    res._batcher.rank_cache_bytes = 0
+    for density in (0.6, 0.3):
+        recipe = _ps("ties", sources)
+        recipe["models"][1]["parameters"]["density"] = density
+        got = _state(res.build(recipe, tmp_path).model)
+        want = _state(DiskCandidateBuilder(dtype="float32").build(recipe, tmp_path).model)
+        for k in want:
+            torch.testing.assert_close(got[k], want[k], rtol=0, atol=0, msg=k)
+    (plan,) = res._batcher._plans.values()
+    assert res.last_merge_path == "batched" and not plan.cache_ranks
+    assert all(not g.ranks for g in plan.groups)
+    assert res._batcher.last_rank_cache["cached"] is False
+    assert res._batcher.last_rank_cache["need"] > 0

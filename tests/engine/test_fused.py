@@ -165,3 +165,69 @@ def test_triton_kernels_compile_for_hopper(dtype: str, group: int, dim: int) -> 
         {"MO": "*fp32", "LO": "*fp32", "AO": "*fp32", "POS": "*i64", "OUT": t},
     )
     assert ("mma" in split.asm["ptx"]) == (dtype == "bf16")  # tensor cores for bf16
+
+
+def _entries(fn) -> int:
+    """Dynamo's compiled entries for a ``torch.compile``'d function's code object."""
+    from torch._dynamo.eval_frame import _debug_get_cache_entry_list
+
+    return len(_debug_get_cache_entry_list(fn._torchdynamo_orig_callable.__code__))
+
+
+def test_compiled_variants_never_reach_the_recompile_limit() -> None:
+    """The H200 run's failure, on CPU (Dynamo's guards do not depend on the backend, so the
+    ``eager`` backend keeps it fast): one process decodes three layer structures, in float32
+    and bfloat16, prefills of many lengths, a shared prefix and a batch compacted to one row.
+    Together they need more than ``recompile_limit`` entries of ``pre_attention`` (what failed
+    there); each variant's own code object needs one, two where duck sizing first equated a
+    batch or length with a head count."""
+    import torch._dynamo.config as dynamo_config
+
+    from mergekit_evo.engine.fused import FusedLayers
+
+    FusedLayers._compiled.clear()
+    for arch, dtype in (("llama", torch.float32), ("qwen2", torch.bfloat16),
+                        ("qwen3", torch.float32)):  # fmt: skip
+        model = _model(arch, layers=2).to(dtype)
+        plain = GreedyDecoder(LayerStack.from_model(model), max_batch=8, fuse=False)
+        dec = GreedyDecoder(LayerStack.from_model(model), max_batch=8, check_every=2,
+                            min_shared_prefix=2, fuse=True, attention="sdpa",
+                            compile="eager")  # fmt: skip
+        assert dec._fused is not None and dec._fused.compile
+        for n, shared, seed in ((3, 0, 1), (5, 9, 2), (4, 30, 4)):
+            prompts = _prompts(seed, n, shared)  # prefill lengths 1 to 38
+            got = dec.generate(prompts, 6, lambda r, t: r > 0 and len(t) >= 2)  # row 0 alone
+            if dtype == torch.float32:  # rows stop at a check: compare their tokens
+                want = plain.generate(prompts, 6, lambda r, t: False)
+                assert all(g == w[: len(g)] for g, w in zip(got, want, strict=True))
+        assert dec.stats.compactions > 0 and dec.stats.shared_prefix_tokens > 0
+    counts = {key: _entries(fn) for key, fn in FusedLayers._compiled.items()}
+    pre = sum(n for key, n in counts.items() if key[0] == "pre_attention")
+    assert pre > dynamo_config.recompile_limit  # one shared code object fails here
+    assert max(counts.values()) <= 2, counts
+    prefill = [n for key, n in counts.items() if key[2][-2:] == (False, False)]
+    assert prefill == [1] * 6  # pre and post of three variants: one entry for every length
+
+
+@pytest.mark.slow
+def test_inductor_prefill_is_compiled_once_for_every_length() -> None:
+    """The real compiler on CPU: prefills of lengths 2 to 40 reuse one compiled graph and give
+    the uncompiled functions' tokens."""
+    from mergekit_evo.engine.fused import FusedLayers
+
+    FusedLayers._compiled.clear()
+    model = _model("qwen2", layers=2)
+    plain = GreedyDecoder(LayerStack.from_model(model), max_batch=4, fuse=True, compile=False)
+    dec = GreedyDecoder(LayerStack.from_model(model), max_batch=4, fuse=True, compile=True)
+    for seed, shared in ((1, 0), (2, 12), (3, 33)):
+        prompts = _prompts(seed, 4, shared)
+        assert dec.generate(prompts, 4, lambda r, t: False) == plain.generate(
+            prompts, 4, lambda r, t: False
+        )
+    counts = {key[:2] + key[2][-2:]: _entries(fn) for key, fn in FusedLayers._compiled.items()}
+    assert counts == {
+        ("pre_attention", "inductor", False, False): 1,
+        ("post_attention", "inductor", False, False): 1,
+        ("pre_attention", "inductor", False, True): 1,
+        ("post_attention", "inductor", False, True): 1,
+    }

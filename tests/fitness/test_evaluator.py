@@ -115,6 +115,35 @@ def test_scoring_leaves_the_callers_global_rngs_alone(
     assert (np.random.rand(), random.random(), torch.rand(1).item()) == expected
 
 
+def test_jinja_templates_are_compiled_once_not_per_question(
+    core: FitnessEvaluator, scripted: ScriptedLM, monkeypatch
+) -> None:
+    """lm-eval compiles a task's target template for every question and filter (12 questions x
+    3 filters x 4 tasks here); scoring compiles each template once, for every candidate, and
+    gives the same scores; lm-eval's own ``apply_template`` is back afterwards."""
+    from lm_eval import utils
+
+    from mergekit_evo.fitness import evaluator as E
+
+    compiled: list[str] = []
+    real = utils.env.from_string
+    monkeypatch.setattr(utils.env, "from_string", lambda t, *a, **k: compiled.append(t) or
+                        real(t, *a, **k))  # fmt: skip
+    E._compiled_template.cache_clear()
+    original = utils.apply_template
+    first = core.score_lm(scripted.make(_mixed))
+    n = len(compiled)
+    assert 0 < n <= len(set(compiled)) and n < LIMIT  # one compilation per distinct template
+    assert core.score_lm(scripted.make(_mixed)).per_task == first.per_task
+    assert len(compiled) == n  # the next candidate compiles nothing
+    assert utils.apply_template is original
+    with E.compiled_templates():
+        doc = {"answer": "so 3 + 4 = 7\n#### 7", "question": "q"}
+        template = "{{answer.split('####')[-1].strip()}}"
+        assert utils.apply_template(template, doc) == original(template, doc) == "7"
+    assert utils.apply_template is original
+
+
 def test_lm_eval_metric_keys_and_native_cot(scripted: ScriptedLM) -> None:
     ev = FitnessEvaluator(
         FitnessSpec(
