@@ -91,7 +91,7 @@ def run_stage(ctx: StageContext) -> StageResult:
         log(f"resume: {len(recovered)} interrupted trial(s) failed and re-queued: {recovered}")
     if leader and not study.get_trials(deepcopy=False):
         if ctx.starts:
-            starts.enqueue(study, space, ctx.starts, log)
+            starts.enqueue(study, space, ctx.starts, log, ctx.stop.max_trials)
         else:
             study.enqueue_trial(vec.start_params(), user_attrs={starts.START_ATTR: True})
     pruning = isinstance(study.pruner, IncumbentBoundPruner)

@@ -26,15 +26,28 @@ AfterStarts = Callable[[dict[str, Any]], "optuna.samplers.BaseSampler"]
 
 
 def enqueue(
-    study: optuna.Study, space: Any, starts: list[StartPoint], log: Callable[[str], None]
+    study: optuna.Study,
+    space: Any,
+    starts: list[StartPoint],
+    log: Callable[[str], None],
+    budget: int | None = None,
 ) -> None:
-    """Queue every start point the space can hold; one line for each it cannot hold exactly."""
+    """Queue every start point the space can hold; one line for each it cannot hold exactly.
+
+    A budget smaller than the start points takes the first ``budget`` of them (one line says
+    which are left out): a queued trial the budget never reaches would sit WAITING forever."""
+    held_points = []
     for p in starts:
         if p.note:
             held = "skipped" if p.x is None else "the nearest point it can is scored instead"
             log(f"start point {p.label}: {p.note} ({held})")
-        if p.x is None:
-            continue
+        if p.x is not None:
+            held_points.append(p)
+    if budget is not None and len(held_points) > budget:
+        left = ", ".join(p.label for p in held_points[budget:])
+        log(f"start points: a budget of {budget} trial(s) scores the first {budget}; left out: {left}")
+        held_points = held_points[:budget]
+    for p in held_points:
         study.enqueue_trial(p.params(space), user_attrs={START_ATTR: True, LABEL_ATTR: p.label})
 
 

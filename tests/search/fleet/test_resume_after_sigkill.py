@@ -18,7 +18,7 @@ from mergekit_evo.search.fleet.storage import open_storage
 from tests.search.family import write_config
 
 MERGEKIT_EVO = Path(sys.executable).parent / "mergekit-evo"
-BUDGET = 11
+BUDGET = 15
 
 
 def _cmd(cfg: Path, run: Path) -> list[str]:
@@ -41,12 +41,13 @@ def test_sigkill_then_resume(family, tmp_path):
     proc = subprocess.Popen(
         _cmd(cfg, run), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
-    # trial 6 is in CMA generation 1 (population 4: trial 0 is the start point, 1-4 gen 0)
-    target = run / "trials" / "00006.yml"
+    # trial 10 is in CMA generation 1 (population 4: trials 0-4 are the standard start points,
+    # 5-8 CMA-ES generation 0, 9-12 generation 1)
+    target = run / "trials" / "00010.yml"
     deadline = time.monotonic() + 240
     while not target.exists():
         assert proc.poll() is None, "search ended before it could be killed"
-        assert time.monotonic() < deadline, "search too slow to reach trial 6"
+        assert time.monotonic() < deadline, "search too slow to reach trial 10"
         time.sleep(0.005)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()

@@ -83,6 +83,22 @@ def test_start_points_first_exact_then_cma_from_the_best(tmp_path: Path) -> None
     assert np.abs(later - [0.9, 0.1]).max() < 0.4  # sampled around the corner, not the centre
 
 
+def test_a_budget_below_the_start_points_queues_only_what_it_scores(tmp_path: Path) -> None:
+    rd, study = _study(tmp_path)
+    space = ToySpace()
+    lines: list[str] = []
+    ctx = StageContext(
+        study, space, _quad, rd, StopRule(max_trials=2, population_size=4),
+        log=lines.append, starts=_points(space),
+        after_starts=lambda x0: optuna.samplers.RandomSampler(seed=0),
+    )  # fmt: skip
+    run_stage(ctx)
+    trials = study.get_trials(deepcopy=False)
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.COMPLETE]  # none WAITING
+    assert [t.user_attrs[stage_starts.LABEL_ATTR] for t in trials] == ["x0", "corner"]
+    assert any("scores the first 2; left out: far" in line for line in lines)
+
+
 def _pruned_run(tmp_path: Path, max_trials: int, rd_study=None):
     rd, study = rd_study or _study(tmp_path, pruner=IncumbentBoundPruner(z=1.0))
 
