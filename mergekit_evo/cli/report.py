@@ -13,6 +13,9 @@ import click
 @click.option("--storage", default=None, help="Storage URL if not the one in RUN_DIR/run.json.")
 def report_command(run_dir: str, storage: str | None) -> None:
     """Summarise a run; rewrite trials.csv, report.md, report.html, plots/, champion/README.md."""
+    from mergekit_evo.cli import note_run_dir
+
+    note_run_dir(run_dir)
     import optuna
     import yaml
 

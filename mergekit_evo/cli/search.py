@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from mergekit_evo.cli import note_run_dir
 from mergekit_evo.cli.init import recipe_kwargs, with_recipe_options
 
 if TYPE_CHECKING:
@@ -193,6 +194,7 @@ def search_command(
 
     With --gpus (or --workers) one worker process per GPU shares the run's study.
     """
+    note_run_dir(out)
     fleet = _fleet(gpus, workers)
     device = _device(device, gpus)
     overrides = dict(
@@ -276,6 +278,7 @@ def worker_command(
 
     With --gpus (or --workers) one worker process per GPU of this host joins.
     """
+    note_run_dir(out)
     fleet = _fleet(gpus, workers)
     device = _device(device, gpus)
     _quiet(verbose)
