@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
+from mergekit_evo.config import ConfigError
 from mergekit_evo.search.fleet.recovery import recover_interrupted
 from mergekit_evo.search.fleet.storage import make_storage, study_names_in
 from mergekit_evo.search.run.baselines import baselines
@@ -40,10 +41,13 @@ def make_builder(cfg: SearchConfig) -> CandidateBuilder:
 
 def prepare(run: RunContext) -> None:
     """Everything that can fail on a bad config, before anything is written."""
-    from mergekit_evo.preflight import preflight
+    from mergekit_evo.preflight import check_device, preflight
     from mergekit_evo.search.scoring.callable_scoring import make_scorer
 
     cfg = run.cfg
+    bad_device = check_device(cfg.device)
+    if bad_device:
+        raise ConfigError(bad_device)
     preflight(cfg)  # model folders, weight headers, tokenizers, spaces: no weights
     check_same_search(run.rundir, cfg)
     check_same_models(run.remembered("models"), cfg)
