@@ -120,6 +120,8 @@ class _Strict(BaseModel):
 
 
 Bounds = tuple[Float, Float]
+#: the dtypes MergeKit's recipes accept (mergekit.common.dtype_from_name)
+MERGEKIT_DTYPES = ("float32", "float16", "bfloat16", "float64", "int64")
 #: the most repetitions of the layer layout a DFS genome may have (T = M * r slots)
 MAX_REPEATS = 64
 
@@ -526,6 +528,13 @@ class SearchConfig(_Strict):
                 )
         if self.optimizer.sampler == "nsgaii" and self.mode == "ps_dfs":
             raise ValueError("optimizer.sampler: nsgaii is supported for mode ps or dfs only")
+        for key in ("dtype", "out_dtype"):
+            value = (self.ps.recipe or {}).get(key)
+            if value is not None and str(value).removeprefix("torch.") not in MERGEKIT_DTYPES:
+                raise ValueError(
+                    f"ps.recipe.{key}: {value!r} is not a dtype MergeKit knows; use one of "
+                    f"{list(MERGEKIT_DTYPES)}"
+                )
         if isinstance(self.ps.method, list) and self.ps.recipe is not None:
             raise ValueError(
                 "ps.method: a recipe (ps.recipe, --from-recipe) fixes its own method; give one "

@@ -88,6 +88,7 @@ CASES = [
     ("ps", "fitness.limit", 2.5, "fitness.limit", ["whole number"]),
     ("ps", "fitness.tasks", ["a", "a"], "fitness.tasks", ["repeated"]),
     ("ps", "dtype", "bf16", "dtype", ["'bfloat16'"]),
+    ("ps", "ps.recipe", {"merge_method": "linear", "dtype": "fp8"}, "ps.recipe.dtype", ["fp8"]),
     ("ps", "device", "gpu0", "device", ["cuda:N"]),
     ("ps", "storage", "redis://host/0", "storage", ["redis"]),
     ("ps", "ps.parameters", [], "ps.parameters", ["at least 1"]),
