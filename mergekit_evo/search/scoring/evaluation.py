@@ -1,5 +1,6 @@
-"""A candidate recipe -> an :class:`Evaluation`: built by the run's candidate builder, scored
-by its scorer (once more at half the batch on out-of-memory), released again.
+"""A candidate recipe -> an :class:`Evaluation`: built by the run's candidate builder (once more
+on out-of-memory), scored by its scorer (once more at half the batch on out-of-memory),
+released again.
 
 The stage's loop only sees the plain :data:`Evaluate` callable, so it never learns how a
 candidate is built or scored.
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from mergekit_evo.search.scoring.oom import score_with_oom_retry
+from mergekit_evo.search.scoring.oom import build_with_oom_retry, score_with_oom_retry
 from mergekit_evo.search.scoring.scorer import OnRung
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ class CandidateEvaluator:
         *,
         on_rung: OnRung | None = None,
     ) -> Evaluation:
-        cand = self.builder.build(recipe, workdir)
+        cand = build_with_oom_retry(lambda: self.builder.build(recipe, workdir), self.log)
         scorer = self.scorer
         try:
             s = score_with_oom_retry(
@@ -84,7 +85,7 @@ class CandidateEvaluator:
 
     def confirm(self, recipe: dict[str, Any], workdir: Path) -> tuple[float, int]:
         """The recipe's accuracy on the confirm slice, and how many questions that is."""
-        cand = self.builder.build(recipe, workdir)
+        cand = build_with_oom_retry(lambda: self.builder.build(recipe, workdir), self.log)
         scorer = self.scorer
         try:
             return score_with_oom_retry(
