@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from mergekit_evo.config import ConfigError, SearchConfig
-from mergekit_evo.recipe_paths import map_models, recipe_models
+from mergekit_evo.recipe_paths import local_reference, map_models, recipe_models
 
 #: the shipped task a config without ``--task`` names (a placeholder to replace)
 DEFAULT_TASK = "evo_gsm8k_search"
@@ -69,7 +69,7 @@ def _locate(path: str, recipe_dir: Path, out_dir: Path) -> str:
         local = recipe_dir / path
     else:
         return path
-    return os.path.relpath(local.resolve(), out_dir.resolve())
+    return local_reference(os.path.relpath(local.resolve(), out_dir.resolve()))
 
 
 def passthrough_path(
@@ -216,7 +216,10 @@ def _fitness(
     extra: dict[str, Any] = {"metric": metric} if metric else {}
     if require_language:
         extra["require_language"] = require_language
-    incl = [os.path.relpath(Path(p).resolve(), odir.resolve()) for p in include_path or []]
+    incl = [
+        local_reference(os.path.relpath(Path(p).resolve(), odir.resolve()))
+        for p in include_path or []
+    ]
     fitness: dict[str, Any] = {"tasks": [{"name": t, **extra} for t in names]}
     if incl:
         fitness["include_path"] = incl
