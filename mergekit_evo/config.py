@@ -309,6 +309,13 @@ class DFSConfig(_Strict):
     # (a passthrough frankenmerge's slices, --from-recipe); overrides init_indicators
     start_path: list[tuple[Text, Int]] | None = Field(None, min_length=1)
     pin_ends: bool = True
+    # the model whose final norm and lm_head the merges take (a name of dfs.models, or 'ps' in
+    # PS+DFS); None: model A, as in the paper.  --from-recipe sets it to a passthrough
+    # frankenmerge's last slice's model, so trial 0 is that recipe exactly
+    head_model: Text | None = None
+    # MergeKit's tokenizer_source for the merges: 'base' (model A's), 'union', or a model name
+    # or path; None: model A's tokenizer
+    tokenizer_source: Text | None = None
     # slot-flip polish (mergekit_evo.search.stage.polish): this share of the DFS stage's trials is
     # kept back from CMA-ES for a local search around its champion; 0 switches it off, 1 leaves
     # CMA-ES the start point only (a local search from model A's path)
@@ -520,6 +527,23 @@ class SearchConfig(_Strict):
                         f"dfs.models.{i}: {m!r} is neither a name in models: "
                         f"{sorted(self.models)} nor a model folder"
                     )
+        heads = self._head_models()
+        if self.dfs.head_model is not None and heads and self.dfs.head_model not in heads:
+            raise ValueError(
+                f"dfs.head_model: {self.dfs.head_model!r} is not a model of the DFS stage; "
+                f"one of {heads}"
+            )
+        tok = self.dfs.tokenizer_source
+        if (
+            self.mode != "ps"
+            and tok not in (None, "base", "union")
+            and tok not in self.models
+            and not os.path.isdir(str(tok))
+        ):
+            raise ValueError(
+                f"dfs.tokenizer_source: {tok!r} is neither 'base', 'union', a name in models: "
+                f"{sorted(self.models)} nor a model folder"
+            )
         if self.mode == "ps_dfs" and self.ps_dfs.partner is not None:
             if self.ps_dfs.partner not in self.models:
                 raise ValueError(
@@ -551,6 +575,17 @@ class SearchConfig(_Strict):
                 "nsgaii (or tpe); CMA-ES optimises one number"
             )
         return self
+
+    def _head_models(self) -> list[str]:
+        """The names ``dfs.head_model`` may take: the DFS stage's models."""
+        if self.mode == "dfs":
+            return list(self.dfs.models or self.models)
+        if self.mode == "ps_dfs":
+            k = self.ps_dfs.ps_candidates_multiplier
+            if k:
+                return ["ps", *(f"ps{i}" for i in range(2, k + 1))]
+            return ["ps", self.ps_dfs.partner or list(self.models)[-1]]
+        return []
 
     def model_path(self, name: str) -> str:
         """Path of a source model by name (or the name itself when it already is a path)."""

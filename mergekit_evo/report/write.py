@@ -61,7 +61,7 @@ def _best_row(rows: list[dict[str, Any]], stage: str) -> dict[str, Any] | None:
 def dfs_path(recipe: dict[str, Any]) -> tuple[list[tuple[int, int]], list[float], list[str]] | None:
     """(layers as (model, layer), hop scales, model labels) of a dfs / ps_dfs recipe."""
     from mergekit_evo.config import num_layers
-    from mergekit_evo.methods.dfs import DFSParameters, plan_path
+    from mergekit_evo.methods.dfs import DFS_PARAMETER_NAMES, DFSParameters, plan_path
 
     method = recipe.get("merge_method")
     params = dict(recipe.get("parameters") or {})
@@ -79,8 +79,8 @@ def dfs_path(recipe: dict[str, Any]) -> tuple[list[tuple[int, int]], list[float]
         counts = [num_layers(ref) if p in stages else num_layers(p) for p in paths]
     else:
         return None
-    keys = ("repeats", "indicators", "scales", "pin_ends")
-    plan = plan_path(counts, DFSParameters(**{k: params[k] for k in keys if k in params}))
+    dfs = {k: params[k] for k in DFS_PARAMETER_NAMES if k in params}
+    plan = plan_path(counts, DFSParameters(**dfs))
     labels = [os.path.basename(str(p).rstrip("/")) or str(p) for p in paths]
     return [(r.model, r.layer) for r in plan.layers], list(plan.hop_scales), labels
 

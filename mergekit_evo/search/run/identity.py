@@ -45,16 +45,17 @@ def apply_overrides(
     if trust_remote_code:
         upd["trust_remote_code"] = True
     if max_trials is not None:
-        upd["budget"] = {**cfg.budget.model_dump(), "max_trials": max_trials}
+        upd["budget"] = {**cfg.budget.model_dump(exclude_unset=True), "max_trials": max_trials}
     if device is not None:
         upd["device"] = device
     if storage is not None:
         upd["storage"] = storage
     if seed is not None:
-        upd["optimizer"] = {**cfg.optimizer.model_dump(), "seed": seed}
+        upd["optimizer"] = {**cfg.optimizer.model_dump(exclude_unset=True), "seed": seed}
     if not upd:
         return cfg
-    return parse_search_config({**cfg.model_dump(), **upd})
+    # unset fields stay unset (a recipe-shaped PS space refuses options the user set)
+    return parse_search_config({**cfg.model_dump(exclude_unset=True), **upd})
 
 
 def identity(cfg: SearchConfig) -> dict[str, Any]:
