@@ -164,6 +164,7 @@ def test_cli_overrides_are_checked_like_the_file(models, tmp_path, monkeypatch):
             main, ["search", str(tmp_path / "c.yml"), "--out", str(run), *flags]
         )
         assert res.exit_code == 1 and words in res.output, (flags, res.output)
+        assert res.output.startswith("Error: invalid search config: "), res.output
         assert len(res.output.strip().splitlines()) == 1 and not run.exists()
 
 
