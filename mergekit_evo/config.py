@@ -527,7 +527,7 @@ class SearchConfig(_Strict):
                         f"dfs.models.{i}: {m!r} is neither a name in models: "
                         f"{sorted(self.models)} nor a model folder"
                     )
-        heads = self._head_models()
+        heads = self.dfs_labels()
         if self.dfs.head_model is not None and heads and self.dfs.head_model not in heads:
             raise ValueError(
                 f"dfs.head_model: {self.dfs.head_model!r} is not a model of the DFS stage; "
@@ -576,8 +576,9 @@ class SearchConfig(_Strict):
             )
         return self
 
-    def _head_models(self) -> list[str]:
-        """The names ``dfs.head_model`` may take: the DFS stage's models."""
+    def dfs_labels(self) -> list[str]:
+        """The names of the DFS stage's models, model A first (what ``dfs.head_model`` names):
+        ``dfs.models`` (or ``models``) in DFS; ``ps`` (``ps2``, ...) and the partner in PS+DFS."""
         if self.mode == "dfs":
             return list(self.dfs.models or self.models)
         if self.mode == "ps_dfs":

@@ -356,7 +356,7 @@ def _space_checks(cfg: SearchConfig) -> list[tuple[str, str]]:
             paths.append(cfg.model_path(cfg.ps_dfs.partner or list(cfg.models)[-1]))
         if all(os.path.isdir(p) for p in paths):
             try:
-                DFSSpace.from_config(cfg, model_paths=paths)
+                DFSSpace.from_config(cfg, model_paths=paths, labels=cfg.dfs_labels())
             except ConfigError as e:
                 errors.extend(e.errors)
     return errors

@@ -193,6 +193,17 @@ def config_from_recipe(
     where :func:`mergekit_evo.config.load_search_config` looks for them.
     """
     rdir, odir = Path(recipe_dir), Path(out_dir)
+    if recipe.get("merge_method") in ("dfs", "ps_dfs"):
+        raise ConfigError(
+            [
+                (
+                    "--from-recipe",
+                    f"a {recipe['merge_method']} recipe is a search's result, not a start a "
+                    "search can take as it is; start from its PS part (mode: ps_dfs, ps.recipe: "
+                    "the PS stage's merge) or from a passthrough of its layers",
+                )
+            ]
+        )
     doc = map_models(recipe, lambda p: _locate(p, rdir, odir))
     if doc.get("merge_method") == "passthrough":
         return _dfs_config(
