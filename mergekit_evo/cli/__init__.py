@@ -16,6 +16,7 @@ import importlib
 import os
 import sys
 import tempfile
+import threading
 import traceback
 from pathlib import Path
 
@@ -88,6 +89,20 @@ def report_unexpected(err: BaseException, command: str, run_dir: Path | None) ->
     )
 
 
+def _thread_hook(ctx: click.Context) -> object:
+    """A background thread's unexpected exception: one line and the log, as in the command."""
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if args.exc_value is None or isinstance(args.exc_value, SystemExit):
+            return
+        name = getattr(args.thread, "name", "a thread")
+        report_unexpected(
+            args.exc_value, f"a background thread ({name})", ctx.meta.get(_RUN_DIR_KEY)
+        )
+
+    return hook
+
+
 class _LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return [name for name in sorted(_COMMANDS) if self.get_command(ctx, name) is not None]
@@ -107,6 +122,8 @@ class _LazyGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> object:
         """Run the sub-command; an exception it did not expect becomes one line and exit 1."""
+        if os.environ.get(TRACEBACK_ENV, "") in ("", "0"):
+            threading.excepthook = _thread_hook(ctx)
         try:
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort):

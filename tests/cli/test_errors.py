@@ -99,3 +99,45 @@ def test_the_traceback_can_be_asked_for(tmp_path):
         env={"MERGEKIT_EVO_TRACEBACK": "1"},
     )
     assert proc.returncode == 1 and "Traceback (most recent call last)" in proc.stderr
+
+
+def test_a_failing_background_thread_is_one_line_too(tmp_path):
+    code = """
+import sys, threading
+import click
+import mergekit_evo.search.run.runner as m
+
+def boom():
+    raise RuntimeError("forced thread failure")
+
+def run_search(*args, **kwargs):
+    th = threading.Thread(target=boom, name="ticker")
+    th.start()
+    th.join()
+    raise click.exceptions.Exit(0)
+
+m.run_search = run_search
+from mergekit_evo.cli import main
+main(sys.argv[1:], prog_name="mergekit-evo")
+"""
+    cfg = write_config(
+        tmp_path / "ps.yml",
+        make_family(tmp_path / "fam"),
+        "ps",
+        fitness={"function": "tests.search.fitness_fns:mean_logit_norm", "tasks": []},
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "search", str(cfg), "--out", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith(
+        "Error: a background thread (ticker) failed unexpectedly: RuntimeError: forced thread"
+    ), proc.stderr
+    Path(line.rsplit("(traceback: ", 1)[1].rstrip(")")).unlink()

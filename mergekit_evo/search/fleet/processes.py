@@ -103,6 +103,16 @@ def relayed(label: str, line: str) -> str:
     )  # fmt: skip
 
 
+def _how_it_ended(rc: int) -> str:
+    """``died (SIGKILL)`` or ``exited with status 1`` for a process's return code."""
+    if rc >= 0:
+        return f"exited with status {rc}"
+    try:
+        return f"died ({signal.Signals(-rc).name})"
+    except ValueError:  # a signal Python has no name for (a real-time one)
+        return f"died (signal {-rc})"
+
+
 @dataclass
 class _Child:
     """One child worker slot (a GPU): its current process and how often it was restarted."""
@@ -239,7 +249,7 @@ class Fleet:
             rc = proc.wait()
             if rc == 0:
                 return
-            how = f"died ({signal.Signals(-rc).name})" if rc < 0 else f"exited with status {rc}"
+            how = _how_it_ended(rc)
             if self._stopping.is_set():
                 self.log(f"[{child.label}] {how}")
                 return
@@ -259,7 +269,11 @@ class Fleet:
             with self._lock:
                 if self._stopping.is_set():
                     return
-                self._spawn(child)
+                try:
+                    self._spawn(child)
+                except OSError as e:  # no process could be started (memory, limits)
+                    self.log(f"[{child.label}] could not be restarted: {e}")
+                    return
             assert child.proc is not None
             self.log(f"[{child.label}] restarted (pid {child.proc.pid})")
 
