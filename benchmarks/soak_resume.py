@@ -10,8 +10,10 @@ after a random delay (uniform in [``--min-delay``, ``--max-delay``] s: start-up,
 mid-trial, mid-write all get hit).  After every kill:
 
 - every output present is whole: ``best.yml`` and ``champion.json`` parse, ``metrics.json`` and
-  ``trials.csv`` parse, ``report.md`` is not empty, ``champion/`` has a readable ``config.json``
-  and complete safetensors (header sizes against file size);
+  ``trials.csv`` parse, ``report.md`` is not empty, ``report.html`` ends its page, every
+  ``plots/*.png`` ends with its IEND chunk, ``champion/README.md`` ends with the card's last
+  line, ``champion/`` has a readable ``config.json`` and complete safetensors (header sizes
+  against file size);
 - no completed trial was lost: every trial COMPLETE before is still COMPLETE with the same
   parameters and fitness, and every trial the process printed as scored is COMPLETE.
 
@@ -44,6 +46,8 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 ZOO = REPO / "fixtures" / "zoo"
 SCORED = re.compile(r"^trial\s+(\d+)\s+fitness ")
+#: a PNG's last chunk: IEND, no data, its CRC
+PNG_END = b"IEND\xaeB`\x82"
 
 
 def soak_config(zoo: Path, trials: int, limit: int) -> dict[str, Any]:
@@ -84,7 +88,9 @@ def _expected_champion(run: Path, done: list[Any]) -> Any:
     from mergekit_evo.search.fleet.storage import open_storage
 
     info = json.loads((run / "run.json").read_text())
-    study = optuna.load_study(study_name=info["studies"]["ps"], storage=open_storage(info["storage"]))
+    study = optuna.load_study(
+        study_name=info["studies"]["ps"], storage=open_storage(info["storage"])
+    )
     scores = {int(k): v for k, v in (study.user_attrs.get("confirm") or {}).items()}
     pooled = []
     for t in done:
@@ -134,6 +140,7 @@ def _same_models(recipe: dict[str, Any]) -> Any:
 def whole_file_problems(run: Path) -> list[str]:
     """Outputs that exist but are not whole (a reader would choke on them)."""
     from mergekit_evo.preflight import safetensors_problem
+    from mergekit_evo.report.card import CARD_LAST_LINE
 
     bad: list[str] = []
 
@@ -152,7 +159,15 @@ def whole_file_problems(run: Path) -> list[str]:
     parse("champion.json", json.loads)
     parse("trials.csv", lambda s: list(csv.DictReader(io.StringIO(s))) or None)
     parse("report.md", str.strip)
+    parse("report.html", lambda s: s if s.rstrip().endswith("</html>") else None)
+    for png in sorted((run / "plots").glob("*.png")):
+        data = png.read_bytes()
+        if not (data.startswith(b"\x89PNG\r\n\x1a\n") and data.endswith(PNG_END)):
+            bad.append(f"plots/{png.name}: not a whole PNG ({len(data)} bytes)")
     champ = run / "champion"
+    card = champ / "README.md"
+    if card.exists() and not card.read_text(encoding="utf-8").rstrip().endswith(CARD_LAST_LINE):
+        bad.append("champion/README.md: empty or cut short")
     if champ.exists():
         try:
             json.loads((champ / "config.json").read_text())
@@ -167,7 +182,8 @@ def whole_file_problems(run: Path) -> list[str]:
 
 def _leftover_temp(run: Path) -> int:
     """Temporary files of interrupted atomic writes (harmless: never read, never renamed)."""
-    return sum(1 for p in run.glob(".*") if p.name not in (".lock",) and p.is_file())
+    folders = (run, run / "trials", run / "plots", run / "champion")
+    return sum(1 for d in folders for p in d.glob(".*") if p.name not in (".lock",) and p.is_file())
 
 
 def soak(

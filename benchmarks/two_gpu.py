@@ -14,7 +14,8 @@ end-to-end rate (trials / the command's wall time) is printed too.  Times come f
 ``CONFIG`` is a search config with ``device: cuda`` (e.g. a PS search as in
 docs/gpu-search.md).  ``--json`` merges ``two_gpu_speedup`` (the steady ratio) and ``two_gpu``
 (the details) into that file, keeping its other keys.  ``--cpu`` runs ``--workers 1`` and
-``--workers 2`` instead (a smoke test of the script; CPU numbers say nothing about GPUs).
+``--workers 2`` instead (a smoke test of the script; CPU numbers say nothing about GPUs; CI runs
+it: ``tests/benchmarks/test_two_gpu.py``).
 """
 
 from __future__ import annotations

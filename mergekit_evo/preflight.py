@@ -76,6 +76,30 @@ def preflight(cfg: SearchConfig, *, tokenizers: bool = True) -> None:
         raise ConfigError(errors)
 
 
+def check_device(device: str) -> list[tuple[str, str]]:
+    """The accelerator ``device`` names is on this machine (asked without initialising CUDA).
+
+    Not part of :func:`preflight` (a config written for a GPU host is checked anywhere); the
+    search runs it before it starts, where the device must exist."""
+    kind, _, index = device.partition(":")
+    if kind == "cpu":
+        return []
+    import torch
+
+    if kind == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    elif kind == "xpu":
+        xpu = getattr(torch, "xpu", None)
+        count = xpu.device_count() if xpu is not None and xpu.is_available() else 0
+    else:  # mps: one device or none
+        count = int(torch.backends.mps.is_available())
+    if count == 0:
+        return [("device", f"{device!r}, but torch sees no {kind} device here; e.g. cpu")]
+    if index and int(index) >= count:
+        return [("device", f"{device!r}, but torch sees {count} {kind} device(s) (0..{count - 1})")]
+    return []
+
+
 # -- which folders, and do they exist -------------------------------------------------------------
 
 
@@ -332,7 +356,7 @@ def _space_checks(cfg: SearchConfig) -> list[tuple[str, str]]:
             paths.append(cfg.model_path(cfg.ps_dfs.partner or list(cfg.models)[-1]))
         if all(os.path.isdir(p) for p in paths):
             try:
-                DFSSpace.from_config(cfg, model_paths=paths)
+                DFSSpace.from_config(cfg, model_paths=paths, labels=cfg.dfs_labels())
             except ConfigError as e:
                 errors.extend(e.errors)
     return errors

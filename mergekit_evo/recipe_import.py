@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from mergekit_evo.config import ConfigError, SearchConfig
-from mergekit_evo.recipe_paths import map_models, recipe_models
+from mergekit_evo.recipe_paths import local_reference, map_models, recipe_models
 
 #: the shipped task a config without ``--task`` names (a placeholder to replace)
 DEFAULT_TASK = "evo_gsm8k_search"
@@ -69,14 +69,18 @@ def _locate(path: str, recipe_dir: Path, out_dir: Path) -> str:
         local = recipe_dir / path
     else:
         return path
-    return os.path.relpath(local.resolve(), out_dir.resolve())
+    return local_reference(os.path.relpath(local.resolve(), out_dir.resolve()))
 
 
 def passthrough_path(
     recipe: dict[str, Any],
 ) -> tuple[list[str], list[tuple[str, int]], list[str]]:
     """(models in order of first use, the layer path, what a DFS start cannot keep) of a
-    ``passthrough`` frankenmerge; raises :class:`ConfigError` if it has no layer path."""
+    ``passthrough`` frankenmerge; raises :class:`ConfigError` if it has no layer path.
+
+    Kept (by :func:`_dfs_config`): the path, the embeddings (the first slice's model, model
+    A), the final norm and lm_head (the last slice's model: ``dfs.head_model``) and the
+    tokenizer (``tokenizer_source``, else the ``base_model``'s: ``dfs.tokenizer_source``)."""
     slices = recipe.get("slices")
     if not isinstance(slices, list) or not slices:
         raise ConfigError(
@@ -116,18 +120,31 @@ def passthrough_path(
                     f"{where}.parameters {params} (DFS scales the hidden state between layers "
                     "instead: dfs.scales)"
                 )
-    last = path[-1][0] if path else models[0]
-    if last != models[0]:
+    base = recipe.get("base_model")
+    if isinstance(base, str) and base != models[0]:
         lost.append(
-            f"the final norm and lm_head: the recipe takes them from its last slice's model "
-            f"({last}), a DFS merge from model A ({models[0]}), the first slice's"
+            f"base_model {base!r} as the donor of config.json (a DFS merge writes model A's, "
+            f"{models[0]})"
         )
-    tok = recipe.get("tokenizer_source")
-    if tok not in (None, "base", models[0]):
-        lost.append(f"tokenizer_source {tok!r} (a DFS merge uses model A's tokenizer)")
+    tok = tokenizer_donor(recipe)
+    if tok is not None and tok not in ("union", *models):
+        lost.append(
+            f"the tokenizer of {tok!r}, a model outside the slices (a DFS merge uses model A's)"
+        )
     for key in recipe.get("parameters") or {}:
         lost.append(f"parameters.{key}")
     return models, path, lost
+
+
+def tokenizer_donor(recipe: dict[str, Any]) -> str | None:
+    """Whose tokenizer a passthrough recipe's output gets: its ``tokenizer_source`` ('base':
+    the base model's), else the ``base_model``'s (MergeKit copies it), else None (the first
+    slice's model, model A)."""
+    tok = recipe.get("tokenizer_source")
+    base = recipe.get("base_model")
+    if tok == "base" or tok is None:
+        tok = base if isinstance(base, str) else None
+    return tok if isinstance(tok, str) else None
 
 
 def _two_model_method(method: str) -> bool:
@@ -176,6 +193,17 @@ def config_from_recipe(
     where :func:`mergekit_evo.config.load_search_config` looks for them.
     """
     rdir, odir = Path(recipe_dir), Path(out_dir)
+    if recipe.get("merge_method") in ("dfs", "ps_dfs"):
+        raise ConfigError(
+            [
+                (
+                    "--from-recipe",
+                    f"a {recipe['merge_method']} recipe is a search's result, not a start a "
+                    "search can take as it is; start from its PS part (mode: ps_dfs, ps.recipe: "
+                    "the PS stage's merge) or from a passthrough of its layers",
+                )
+            ]
+        )
     doc = map_models(recipe, lambda p: _locate(p, rdir, odir))
     if doc.get("merge_method") == "passthrough":
         return _dfs_config(
@@ -216,7 +244,10 @@ def _fitness(
     extra: dict[str, Any] = {"metric": metric} if metric else {}
     if require_language:
         extra["require_language"] = require_language
-    incl = [os.path.relpath(Path(p).resolve(), odir.resolve()) for p in include_path or []]
+    incl = [
+        local_reference(os.path.relpath(Path(p).resolve(), odir.resolve()))
+        for p in include_path or []
+    ]
     fitness: dict[str, Any] = {"tasks": [{"name": t, **extra} for t in names]}
     if incl:
         fitness["include_path"] = incl
@@ -264,6 +295,12 @@ def _dfs_config(
         "pin_ends": False,
         "start_path": start,
     }
+    last = path[-1][0]
+    if last != models[0]:  # passthrough takes the final norm and lm_head from the last slice
+        cfg["dfs"]["head_model"] = names[last]
+    tok = tokenizer_donor(doc)
+    if tok == "union" or tok in names and tok != models[0]:
+        cfg["dfs"]["tokenizer_source"] = names.get(tok, tok)
     cfg.update(_fitness(tasks, metric, require_language, include_path, limit, odir))
     cfg["optimizer"] = {"sampler": "cmaes", "seed": 0}
     cfg["budget"] = {"max_trials": max_trials or 100}
@@ -350,7 +387,8 @@ def dfs_config_text(cfg: dict[str, Any], recipe_path: str, lost: list[str]) -> s
     out += [
         "",
         "mode: dfs",
-        "# source models (model A first: embeddings, final norm, head and tokenizer)",
+        "# source models (model A first: embeddings and tokenizer; the final norm and head",
+        "# are dfs.head_model's, the recipe's last slice's model, model A if not set)",
         _dump("models", cfg["models"]).rstrip("\n"),
         "# the start path: [model, layer] in order; repeats: how often the layout of all layers",
         "# repeats (the path may revisit a layer once per repetition)",

@@ -47,25 +47,42 @@ def map_models(recipe: dict[str, Any], fn: Callable[[str], str]) -> dict[str, An
         blocks += list((mod or {}).get("models") or [])
     params = doc.get("parameters")
     if isinstance(params, dict) and isinstance(params.get("dfs_models"), list):  # ps_dfs
-        params["dfs_models"] = [fn(p) if isinstance(p, str) else p for p in params["dfs_models"]]
+        stages = {"ps", *(doc.get("modules") or {})}  # PS stage names, not paths
+        params["dfs_models"] = [
+            fn(p) if isinstance(p, str) and p not in stages else p for p in params["dfs_models"]
+        ]
     for m in blocks:
         if isinstance(m, dict) and isinstance(m.get("model"), str):
             m["model"] = fn(m["model"])
     return doc
 
 
+def local_reference(relative: str) -> str:
+    """A relative local path as MergeKit cannot mistake it for a hub repo: ``./models/math``.
+
+    MergeKit's model card asks the hub about any existing path with at most one ``/`` that
+    does not start with ``/``, ``~`` or ``.`` (``mergekit/card.py``, ``is_hf``): offline,
+    ``mergekit-yaml`` then fails; online it is a network call that may name a stranger's repo
+    in the card.  ``./`` (or ``../``) in front makes the path plainly local."""
+    if relative in (".", "") or relative.startswith(("./", "../", "/", "~")):
+        return relative or "."
+    return f"./{relative}"
+
+
 def portable(path: str, root: str | os.PathLike[str] | None = None) -> str:
-    """``path`` relative to ``root`` (default: the working directory) when it lies inside it.
+    """``path`` relative to ``root`` (default: the working directory) when it lies inside it,
+    as ``./sub/folder`` (:func:`local_reference`).
 
     Outputs (``best.yml``, trial YAMLs, the model card) use this so that they carry no
     machine's absolute paths for models under the folder the search runs in, and
-    ``mergekit-yaml best.yml`` still finds them from there; anything else stays as given.
+    ``mergekit-yaml best.yml`` still finds them from there (offline too); anything else stays
+    as given.
     """
     if not os.path.isabs(path):
         return path
     base = Path(root or os.getcwd()).resolve()
     try:
-        return str(Path(path).resolve().relative_to(base)) or "."
+        return local_reference(str(Path(path).resolve().relative_to(base)))
     except ValueError:
         return path
 

@@ -148,6 +148,8 @@ class ResidentCandidateBuilder(CandidateBuilder):
 
         config = load_recipe(recipe)
         method = config.merge_method
+        if method in ("dfs", "ps_dfs") and config.tokenizer_source not in (None, "base"):
+            raise InMemoryUnsupported("a DFS tokenizer_source is applied on disk, by MergeKit")
         if method == "dfs":
             t0 = time.perf_counter()
             refs = [str(m.model.model.path) for m in config.models or []]
@@ -284,8 +286,13 @@ class ResidentCandidateBuilder(CandidateBuilder):
         params = DFSParameters.from_parameters(raw)
         counts = [m.config.num_hidden_layers for m in models]
         path = plan_path(counts, params)
+        if params.head_model >= len(models):
+            raise InMemoryUnsupported("head_model is not a model of the route")  # disk says why
         stack = LayerStack.routed(
-            models, [(r.model, r.layer) for r in path.layers], list(path.hop_scales)
+            models,
+            [(r.model, r.layer) for r in path.layers],
+            list(path.hop_scales),
+            head=params.head_model,
         )
         return StackModel(stack)
 

@@ -1,10 +1,11 @@
 """What ``search`` / ``worker`` show while they run: a progress bar, one line per trial, or nothing.
 
 On a terminal (stderr is a TTY) a tqdm bar over the trial budget shows the best fitness so
-far, the trial rate and the ETA, and only the lines worth keeping (baselines, new bests,
-failures, stage stops) scroll above it; piped or redirected, every finished trial is one line
-(what logs and CI want); ``--quiet`` shows only the end-of-run table and errors; ``-v`` prints
-every line under the bar and leaves the libraries' own logs on.
+far, the trial rate and the ETA (a resumed run's bar starts at the study's finished trials),
+and only the lines worth keeping (baselines, new bests, failures, stage stops) scroll above
+it; piped or redirected, every finished trial is one line (what logs and CI want);
+``--quiet`` shows only the end-of-run table and errors; ``-v`` prints every line under the bar
+and leaves the libraries' own logs on.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any, Literal, TextIO
 
 import click
 
-from mergekit_evo.search.rundir.events import TrialLine
+from mergekit_evo.search.rundir.events import ResumeLine, TrialLine
 
 Mode = Literal["bar", "lines", "quiet"]
 
@@ -36,13 +37,14 @@ class Progress:
         self.total = total
         self.bar: Any = None
 
-    def _bar(self) -> Any:
+    def _bar(self, initial: int = 0) -> Any:
         if self.bar is None:
             # tqdm.std: quiet_libraries() disables the tqdm.tqdm / tqdm.auto ones lm-eval uses
             from tqdm.std import tqdm
 
             self.bar = tqdm(
-                total=self.total, file=sys.stderr, unit="trial", dynamic_ncols=True,
+                total=self.total, initial=initial, file=sys.stderr, unit="trial",
+                dynamic_ncols=True,
                 desc="trials", bar_format="{desc} {n_fmt}/{total_fmt} |{bar}| "
                 "[{elapsed}<{remaining}, {rate_fmt}{postfix}]",
             )  # fmt: skip
@@ -54,6 +56,14 @@ class Progress:
         if self.mode == "lines":
             click.echo(line)
             sys.stdout.flush()
+            return
+        if isinstance(line, ResumeLine):  # trials finished before: the bar starts there
+            if self.bar is None:
+                self._bar(initial=line.done)  # not counted in the rate
+            else:
+                self.bar.n += line.done
+                self.bar.refresh()
+            self.bar.write(str(line), file=sys.stdout)
             return
         bar = self._bar()
         if isinstance(line, TrialLine):

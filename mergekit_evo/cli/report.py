@@ -13,9 +13,13 @@ import click
 @click.option("--storage", default=None, help="Storage URL if not the one in RUN_DIR/run.json.")
 def report_command(run_dir: str, storage: str | None) -> None:
     """Summarise a run; rewrite trials.csv, report.md, report.html, plots/, champion/README.md."""
+    from mergekit_evo.cli import note_run_dir
+
+    note_run_dir(run_dir)
     import optuna
     import yaml
 
+    from mergekit_evo.atomic import write_text
     from mergekit_evo.report.markdown import markdown_report
     from mergekit_evo.report.metrics import improvement, start_fitness
     from mergekit_evo.report.trials_csv import trial_rows, trials_csv
@@ -35,7 +39,7 @@ def report_command(run_dir: str, storage: str | None) -> None:
         for stage, name in info["studies"].items()
         if name in names
     ]
-    (root / "trials.csv").write_text(trials_csv(studies))
+    write_text(root / "trials.csv", trials_csv(studies))
     click.echo(f"trials.csv: {sum(len(s.trials) for _, s in studies)} trials")
     mpath = root / "metrics.json"
     if not mpath.exists():
@@ -43,7 +47,7 @@ def report_command(run_dir: str, storage: str | None) -> None:
         return
     m = json.loads(mpath.read_text())
     rows = trial_rows(studies)
-    (root / "report.md").write_text(markdown_report(m, rows))
+    write_text(root / "report.md", markdown_report(m, rows))
     if "start_fitness" not in m:  # a run from before the start point was recorded
         m["start_fitness"] = start_fitness(rows)
         m["gain_over_start"] = improvement(m.get("champion_fitness"), m["start_fitness"])

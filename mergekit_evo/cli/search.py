@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from mergekit_evo.cli import note_run_dir
 from mergekit_evo.cli.init import recipe_kwargs, with_recipe_options
 
 if TYPE_CHECKING:
@@ -19,10 +20,9 @@ def _load(config: str, **overrides: Any) -> SearchConfig:
     from mergekit_evo.search.run.runner import apply_overrides
 
     try:
-        cfg = load_search_config(config)
+        return apply_overrides(load_search_config(config), **overrides)
     except ConfigError as e:
         raise click.ClickException(str(e)) from None
-    return apply_overrides(cfg, **overrides)
 
 
 def _quiet(verbose: bool = False) -> None:
@@ -193,6 +193,7 @@ def search_command(
 
     With --gpus (or --workers) one worker process per GPU shares the run's study.
     """
+    note_run_dir(out)
     fleet = _fleet(gpus, workers)
     device = _device(device, gpus)
     overrides = dict(
@@ -202,16 +203,7 @@ def search_command(
         seed=seed,
         trust_remote_code=trust_remote_code,
     )
-    if (config is None) == (recipe is None):
-        raise click.UsageError("give either CONFIG or --from-recipe RECIPE.yml (not both)")
-    if config is None and not tasks:
-        raise click.UsageError("--from-recipe needs --task NAME (the fitness task)")
-    if config is not None and (
-        tasks or metric or require_language or include_path or limit is not None
-    ):
-        raise click.UsageError(
-            "--task/--metric/--require-language/--include-path/--limit go with --from-recipe"
-        )
+    _check_source(config, recipe, tasks, metric, require_language, include_path, limit)
     _quiet(verbose)
     if recipe is not None:
         cfg = _from_recipe(
@@ -223,27 +215,59 @@ def search_command(
     _run(cfg, out, save_champion, "search", quiet, verbose, fleet)
 
 
-def _from_recipe(recipe: str, kwargs: dict[str, Any], overrides: dict[str, Any]) -> SearchConfig:
+def _check_source(
+    config: str | None,
+    recipe: str | None,
+    tasks: tuple[str, ...],
+    metric: str | None,
+    require_language: str | None,
+    include_path: tuple[str, ...],
+    limit: float | None,
+) -> None:
+    """CONFIG or --from-recipe (with its --task options), not both."""
+    if (config is None) == (recipe is None):
+        raise click.UsageError("give either CONFIG or --from-recipe RECIPE.yml (not both)")
+    if config is None and not tasks:
+        raise click.UsageError("--from-recipe needs --task NAME (the fitness task)")
+    if config is not None and (
+        tasks or metric or require_language or include_path or limit is not None
+    ):
+        raise click.UsageError(
+            "--task/--metric/--require-language/--include-path/--limit go with --from-recipe"
+        )
+
+
+def _from_recipe(
+    recipe: str, kwargs: dict[str, Any], overrides: dict[str, Any], quiet: bool = False
+) -> SearchConfig:
     from mergekit_evo.config import ConfigError
     from mergekit_evo.recipe_import import search_config_from_recipe
     from mergekit_evo.search.run.runner import apply_overrides
 
     try:
         data, cfg = search_config_from_recipe(recipe, **kwargs)
-        if cfg.mode == "dfs":  # a passthrough frankenmerge: its layer path starts DFS
+        if cfg.mode == "dfs" and not quiet:  # a passthrough: its layer path starts DFS
             from mergekit_evo.recipe_import import passthrough_path, read_recipe
 
             n = len(data["dfs"]["start_path"])
             click.echo(f"{recipe}: passthrough, so a DFS search from its {n}-layer path")
             for item in passthrough_path(read_recipe(recipe))[2]:
                 click.echo(f"  not kept: {item}")
+        return apply_overrides(cfg, **overrides)
     except ConfigError as e:
         raise click.ClickException(str(e)) from None
-    return apply_overrides(cfg, **overrides)
 
 
 @click.command("worker")
-@click.argument("config", type=click.Path(dir_okay=False))
+@click.argument("config", type=click.Path(dir_okay=False), required=False)
+@click.option(
+    "--from-recipe",
+    "recipe",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="The recipe the search was started from (with the same --task options) instead of CONFIG.",
+)
+@with_recipe_options
 @click.option(
     "--storage",
     required=True,
@@ -262,7 +286,13 @@ def _from_recipe(recipe: str, kwargs: dict[str, Any], overrides: dict[str, Any])
 @_output[1]
 @_with_scale
 def worker_command(
-    config: str,
+    config: str | None,
+    recipe: str | None,
+    tasks: tuple[str, ...],
+    metric: str | None,
+    require_language: str | None,
+    include_path: tuple[str, ...],
+    limit: float | None,
     storage: str,
     out: str,
     max_trials: int | None,
@@ -274,10 +304,20 @@ def worker_command(
 ) -> None:
     """Join a search shared through --storage: ask, merge, score, tell until it stops.
 
-    With --gpus (or --workers) one worker process per GPU of this host joins.
+    CONFIG is the search's config; a search started with --from-recipe is joined with the same
+    --from-recipe and --task options.  With --gpus (or --workers) one worker process per GPU of
+    this host joins.
     """
+    note_run_dir(out)
     fleet = _fleet(gpus, workers)
     device = _device(device, gpus)
+    _check_source(config, recipe, tasks, metric, require_language, include_path, limit)
     _quiet(verbose)
-    cfg = _load(config, max_trials=max_trials, device=device, storage=storage)
+    overrides = dict(max_trials=max_trials, device=device, storage=storage)
+    if recipe is not None:
+        kwargs = recipe_kwargs(tasks, metric, require_language, include_path, limit)
+        cfg = _from_recipe(recipe, kwargs, overrides, quiet=True)
+    else:
+        assert config is not None
+        cfg = _load(config, **overrides)
     _run(cfg, out, False, "worker", quiet, verbose, fleet)

@@ -87,16 +87,19 @@ class LayerStack:
         models: Sequence[nn.Module],
         path: Sequence[tuple[int, int]],
         scales: Sequence[float],
+        head: int = 0,
     ) -> LayerStack:
-        """Model A's (``models[0]``) ends around ``path``: (model index, layer index) pairs."""
+        """Model A's (``models[0]``) embeddings, then ``path``: (model index, layer index)
+        pairs, then the final norm and head of ``models[head]`` (model A's by default, as the
+        ``dfs`` method's ``head_model``)."""
         a = _inner(models[0])
         inners = [_inner(m) for m in models]
         return cls(
             embed=a.embed_tokens,
             layers=[inners[m].layers[i] for m, i in path],
             scales=[float(s) for s in scales],
-            norm=a.norm,
-            head=models[0].lm_head,
+            norm=inners[head].norm,
+            head=models[head].lm_head,
             rotary=a.rotary_emb,
             config=models[0].config,
         )

@@ -5,8 +5,10 @@ Semantics follow Akiba et al. (arXiv 2403.13187, section 3.2) as quoted in
 all models are laid out in order (model 1, then model 2, ...), that layout repeated r times
 gives T = M * r slots, and slot k is on the path iff I[k] > 0.  When the path goes from
 layer i to layer j the hidden state entering j is multiplied by W[i][j]; the first layer
-receives the embeddings unscaled.  Model A (the first model) supplies embeddings, final
-norm, head and tokenizer.
+receives the embeddings unscaled.  Model A (the first model) supplies embeddings and
+tokenizer, and by default the final norm and head too (the paper's form); ``head_model``
+names another model for those two (a passthrough frankenmerge whose last slice is model B
+takes B's: ``--from-recipe`` keeps that).
 
 The recipe is compiled into MergeKit's own ``passthrough`` (one slice per run of layers,
 ``scale`` filters on the residual writers) so MergeKit writes the checkpoint.
@@ -29,7 +31,7 @@ if TYPE_CHECKING:
     from mergekit.config import MergeConfiguration
     from transformers import PretrainedConfig
 
-DFS_PARAMETER_NAMES = ("repeats", "indicators", "scales", "pin_ends")
+DFS_PARAMETER_NAMES = ("repeats", "indicators", "scales", "pin_ends", "head_model")
 
 
 class DFSParameters(BaseModel):
@@ -44,6 +46,12 @@ class DFSParameters(BaseModel):
     )
     pin_ends: bool = Field(
         False, description="force the path to start with A's first and end with A's last layer"
+    )
+    head_model: int = Field(
+        0,
+        ge=0,
+        description="index into models of the model whose final norm and lm_head the merge "
+        "takes; 0: model A, as in the paper",
     )
 
     @classmethod
@@ -265,6 +273,11 @@ def compile_dfs(
     rule = check_compatible(configs)
     counts = [_layer_count(c, m) for m, c in enumerate(configs)]
     path = plan_path(counts, params)
+    head = params.head_model
+    if head >= len(models):
+        raise RecipeError(
+            "parameters.head_model", head, f"an index into models, 0..{len(models) - 1}"
+        )
 
     # runs of consecutive layers of one model with one fold factor become one slice
     runs: list[tuple[int, int, int, float]] = []  # model, start, end, factor
@@ -276,11 +289,11 @@ def compile_dfs(
                 continue
         runs.append((ref.model, ref.layer, ref.layer + 1, factor))
     # passthrough takes embeddings from the first slice's model and the final norm and head
-    # from the last slice's: empty slices of model A pin both to A.
+    # from the last slice's: an empty slice of model A (of head_model) at either end pins them
     if runs[0][0] != 0:
         runs.insert(0, (0, 0, 0, 1.0))
-    if runs[-1][0] != 0:
-        runs.append((0, counts[0], counts[0], 1.0))
+    if runs[-1][0] != head:
+        runs.append((head, counts[head], counts[head], 1.0))
 
     slices = []
     for m, start, end, factor in runs:

@@ -15,6 +15,10 @@ import yaml
 from mergekit_evo.recipe_paths import portable
 
 TAGS = ["merge", "mergekit", "mergekit-evo"]
+#: the card's last line (a reader checking the file is whole looks for it)
+CARD_LAST_LINE = (
+    "Local model paths in the recipe are relative to the folder the search was run from."
+)
 
 
 def _f(v: Any) -> str:
@@ -131,7 +135,7 @@ def model_card(
         f"mergekit-yaml best.yml ./merged --random-seed {merge_seed}",
         "```",
         "",
-        "Local model paths in the recipe are relative to the folder the search was run from.",
+        CARD_LAST_LINE,
         "",
     ]
     return "\n".join(out)

@@ -1,5 +1,8 @@
 """Write a run's human-facing outputs: the PNGs, ``report.html`` and ``champion/README.md``.
 
+Each file is written whole or not at all (:mod:`mergekit_evo.atomic`): a kill while the report
+is written leaves the previous version, never half a page or a truncated PNG.
+
 Called at the end of every search and by ``mergekit-evo report RUN_DIR``; it reads only plain
 data (metrics.json, trials.csv rows, the champion recipe, the config as dumped), so the same
 files come out of a finished run and of a report rebuilt later.
@@ -13,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from mergekit_evo.atomic import write_bytes, write_text
 from mergekit_evo.report.card import model_card
 from mergekit_evo.report.html import html_report
 from mergekit_evo.report.plots import (
@@ -71,7 +75,7 @@ def _recipe_of(root: Path, row: dict[str, Any]) -> dict[str, Any] | None:
 def dfs_path(recipe: dict[str, Any]) -> tuple[list[tuple[int, int]], list[float], list[str]] | None:
     """(layers as (model, layer), hop scales, model labels) of a dfs / ps_dfs recipe."""
     from mergekit_evo.config import num_layers
-    from mergekit_evo.methods.dfs import DFSParameters, plan_path
+    from mergekit_evo.methods.dfs import DFS_PARAMETER_NAMES, DFSParameters, plan_path
 
     method = recipe.get("merge_method")
     params = dict(recipe.get("parameters") or {})
@@ -89,8 +93,8 @@ def dfs_path(recipe: dict[str, Any]) -> tuple[list[tuple[int, int]], list[float]
         counts = [num_layers(ref) if p in stages else num_layers(p) for p in paths]
     else:
         return None
-    keys = ("repeats", "indicators", "scales", "pin_ends")
-    plan = plan_path(counts, DFSParameters(**{k: params[k] for k in keys if k in params}))
+    dfs = {k: params[k] for k in DFS_PARAMETER_NAMES if k in params}
+    plan = plan_path(counts, DFSParameters(**dfs))
     labels = [os.path.basename(str(p).rstrip("/")) or str(p) for p in paths]
     return [(r.model, r.layer) for r in plan.layers], list(plan.hop_scales), labels
 
@@ -147,7 +151,7 @@ def write_run_report(
     for key, (_, png) in images.items():
         target = root / "plots" / PLOTS[key][0]
         if png:
-            target.write_bytes(png)
+            write_bytes(target, png)
             written[key] = target
         elif target.exists():
             target.unlink()  # a stale picture of an earlier report
@@ -156,11 +160,11 @@ def write_run_report(
     done.sort(key=lambda r: -float(r["fitness"]))
     shown = {k: v for k, v in images.items() if v[1] is not None or k in ("fitness", "report")}
     page = html_report(metrics, shown, best_yaml, done[:10])
-    (root / "report.html").write_text(page)
+    write_text(root / "report.html", page)
     written["html"] = root / "report.html"
     if (root / "champion").is_dir() and best_yaml is not None:
         card = model_card(cfg, metrics, best_yaml, int(cfg.get("merge_seed", 0)))
-        (root / "champion" / "README.md").write_text(card)
+        write_text(root / "champion" / "README.md", card)
         written["card"] = root / "champion" / "README.md"
     return written
 

@@ -42,8 +42,12 @@ class DFSSpace:
         dtype: str = "float32",
         labels: list[str] | None = None,
         start_slots: list[int] | None = None,
+        head: int = 0,
+        tokenizer_source: str | None = None,
     ) -> None:
         self.model_paths = model_paths
+        self.head = head  # index of the model giving the final norm and lm_head (0: model A)
+        self.tokenizer_source = tokenizer_source
         self.labels = labels or [os.path.basename(p.rstrip("/")) or p for p in model_paths]
         self.layer_counts = layer_counts
         self.cfg = dfs
@@ -106,8 +110,10 @@ class DFSSpace:
         model_paths: list[str] | None = None,
         layer_counts: list[int] | None = None,
         labels: list[str] | None = None,
+        aliases: dict[str, int] | None = None,
     ) -> DFSSpace:
-        """Build from config; ``model_paths`` overrides ``dfs.models`` (PS+DFS stage 2)."""
+        """Build from config; ``model_paths`` overrides ``dfs.models`` (PS+DFS stage 2);
+        ``aliases``: other names ``dfs.head_model`` may use for a model (its config name)."""
         dfs = cfg.dfs
         errors: list[tuple[str, str]] = []
         if model_paths is None:
@@ -143,6 +149,7 @@ class DFSSpace:
         slots = None
         if dfs.start_path is not None and not errors:
             slots = start_slots(dfs.start_path, labels or [], layer_counts, dfs.repeats, errors)
+        head = head_index(dfs.head_model, labels or [], aliases or {}, errors)
         if errors:
             raise ConfigError(errors)
         return cls(
@@ -155,6 +162,8 @@ class DFSSpace:
             dtype=cfg.dtype,
             labels=labels,
             start_slots=slots,
+            head=head,
+            tokenizer_source=tokenizer_path(cfg),
         )
 
     # -- vector -> (I, W) -> recipe ---------------------------------------------------------
@@ -202,20 +211,26 @@ class DFSSpace:
     def parameters(self, x: np.ndarray) -> dict[str, Any]:
         """The ``dfs`` method parameters (shared by the ``dfs`` and ``ps_dfs`` recipes)."""
         i, w = self.split(x)
-        return {
+        out: dict[str, Any] = {
             "repeats": self.cfg.repeats,
             "indicators": [float(v) for v in i],
             "scales": self.scales_matrix(w),
             "pin_ends": self.cfg.pin_ends,
         }
+        if self.head:  # model A's (the default) is left out: recipes stay as they were
+            out["head_model"] = self.head
+        return out
 
     def recipe(self, x: np.ndarray) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "merge_method": "dfs",
             "models": [{"model": p} for p in self.model_paths],
             "parameters": self.parameters(x),
             "dtype": self.dtype,
         }
+        if self.tokenizer_source is not None:
+            doc["tokenizer_source"] = self.tokenizer_source
+        return doc
 
     # -- local moves (the slot-flip polish, mergekit_evo.search.stage.polish) ---------------------
 
@@ -396,6 +411,34 @@ class DFSSpace:
         flat = np.asarray(w).reshape(-1)
         out["scale_mean"] = round(float(flat.mean()), 6)
         return out
+
+
+def head_index(
+    name: str | None,
+    labels: list[str],
+    aliases: dict[str, int],
+    errors: list[tuple[str, str]],
+) -> int:
+    """The index of ``dfs.head_model`` among the DFS models (0 when None); a name that is none
+    of them goes to ``errors``."""
+    if name is None:
+        return 0
+    if name in labels:
+        return labels.index(name)
+    if name in aliases:
+        return aliases[name]
+    errors.append(
+        ("dfs.head_model", f"{name!r} is not one of the DFS models {labels + sorted(aliases)}")
+    )
+    return 0
+
+
+def tokenizer_path(cfg: SearchConfig) -> str | None:
+    """``dfs.tokenizer_source`` as MergeKit reads it: a model name becomes its path."""
+    tok = cfg.dfs.tokenizer_source
+    if tok is None or tok in ("base", "union"):
+        return tok
+    return cfg.model_path(tok)
 
 
 def start_slots(

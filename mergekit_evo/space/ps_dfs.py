@@ -37,13 +37,17 @@ class PSDFSSpace:
         dfs_models: list[str] = list(self.stage_names)
         counts = [ps_layers] * len(ps_recipes)
         labels = list(self.stage_names)
+        aliases: dict[str, int] = {}
         if partner is not None:
             dfs_models.append(partner)
             counts.append(num_layers(partner))
             labels.append(partner.rstrip("/").rsplit("/", 1)[-1])
+            for name, path in cfg.models.items():  # dfs.head_model may use its config name
+                if path == partner:
+                    aliases[name] = len(labels) - 1
         self.dfs_models = dfs_models
         self.dfs = DFSSpace.from_config(
-            cfg, model_paths=dfs_models, layer_counts=counts, labels=labels
+            cfg, model_paths=dfs_models, layer_counts=counts, labels=labels, aliases=aliases
         )
         self.vector = self.dfs.vector
         self.dtype = cfg.dtype
@@ -74,6 +78,8 @@ class PSDFSSpace:
         params.update(self.dfs.parameters(x))
         doc["parameters"] = params
         doc["dtype"] = self.dtype
+        if self.dfs.tokenizer_source is not None:
+            doc["tokenizer_source"] = self.dfs.tokenizer_source
         return doc
 
     def describe(self, x: np.ndarray) -> dict[str, float]:

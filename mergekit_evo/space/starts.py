@@ -15,7 +15,9 @@ DFS (:class:`~mergekit_evo.space.dfs.DFSSpace`, the DFS stage of PS+DFS too):
 - ``own:<model>``: each model's own layers in order (model A's first: the default start);
 - ``half:<a>+<b>``: the first half of a's layers, then the second half of b's, for the first
   two models both ways round (the obvious frankenmerges).
-Scales start at 1 (no correction), as a hand-written passthrough merge would.
+Scales start at 1 (no correction), as a hand-written passthrough merge would.  A point is a
+path: every DFS candidate has model A's embeddings and the final norm and head of
+``dfs.head_model`` (model A's unless set), so ``hand`` carries the space's ``head_model``.
 
 Each point carries ``hand``: the MergeKit recipe a person would write for it, exactly (the
 zoo table scores those as its ``hand:`` / ``hand_path:`` rows). Where the configured space

@@ -131,7 +131,10 @@ def test_dare_is_seeded_but_flagged_inexact(sources, tmp_path: Path) -> None:
     assert not res.exact_for(r)
 
 
-def test_dfs_route_equals_materialised_dfs(sources, tmp_path: Path) -> None:
+@pytest.mark.parametrize("head", [0, 1])
+def test_dfs_route_equals_materialised_dfs(sources, tmp_path: Path, head: int) -> None:
+    """The route over resident layers is the model MergeKit writes, with model A's or (with
+    ``head_model: 1``) model B's final norm and lm_head."""
     from mergekit_evo.engine import GreedyDecoder
 
     T = 8 * 2
@@ -144,6 +147,8 @@ def test_dfs_route_equals_materialised_dfs(sources, tmp_path: Path) -> None:
         "parameters": {"repeats": 2, "indicators": ind, "scales": [[1.0, 0.8], [1.2, 1.0]]},
         "dtype": "float32",
     }
+    if head:
+        recipe["parameters"]["head_model"] = head
     disk = DiskCandidateBuilder(dtype="float32").build(recipe, tmp_path).model
     res = ResidentCandidateBuilder(device="cpu", dtype="float32")
     routed = res.build(recipe, tmp_path).model

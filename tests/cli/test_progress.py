@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from mergekit_evo.cli import main
 from mergekit_evo.cli.progress import Progress, choose_mode
-from mergekit_evo.search.rundir.events import TrialLine
+from mergekit_evo.search.rundir.events import ResumeLine, TrialLine
 from tests.search.family import make_family, write_config
 
 
@@ -62,3 +62,49 @@ def test_quiet_search_prints_only_the_table(tmp_path):
     assert r.exit_code == 0, r.output
     assert "trial" not in r.output.split("model")[0] and "baseline" not in r.output
     assert "champion" in r.output and "report.html" in r.output
+
+
+def test_bar_starts_at_trials_finished_before(capsys: pytest.CaptureFixture[str]):
+    p = Progress("bar", total=10)
+    p(ResumeLine("resume (ps): 6 trial(s) of the budget already finished", stage="ps", done=6))
+    p(_line(6, 0.5, 0.5, True))
+    p(ResumeLine("resume (dfs): 2 trial(s) ...", stage="dfs", done=2))  # a second stage
+    p.close()
+    out, err = capsys.readouterr()
+    assert "9/10" in err and "resume (ps)" in out
+
+
+def test_a_resumed_search_counts_the_study_trials(tmp_path, capsys: pytest.CaptureFixture[str]):
+    """The bar of a resumed run counts the trials the study finished before, not only this
+    process's (it used to show 2/4 at the end of a run resumed after 2 trials)."""
+    from mergekit_evo.config import load_search_config
+    from mergekit_evo.search.run.runner import run_search
+
+    fam = make_family(tmp_path / "fam")
+    cfg_path = write_config(
+        tmp_path / "ps.yml",
+        fam,
+        "ps",
+        fitness={"function": "tests.search.fitness_fns:mean_logit_norm", "tasks": []},
+        baselines=False,
+        start_points={"enabled": False},
+    )
+    cfg = load_search_config(cfg_path)
+    run = tmp_path / "run"
+    run_search(
+        cfg.model_copy(update={"budget": cfg.budget.model_copy(update={"max_trials": 2})}),
+        run,
+        log=lambda s: None,
+    )
+    capsys.readouterr()
+    bar = Progress("bar", total=4)
+    run_search(
+        cfg.model_copy(update={"budget": cfg.budget.model_copy(update={"max_trials": 4})}),
+        run,
+        log=bar,
+    )
+    bar.close()
+    out, err = capsys.readouterr()
+    assert "resume (ps): 2 trial(s) of the budget already finished" in out
+    last = [s for s in err.replace("\r", "\n").splitlines() if s.startswith("trials")][-1]
+    assert last.startswith("trials 4/4"), last  # was 2/4: this process's trials only

@@ -81,3 +81,45 @@ def test_search_status_best_report_and_worker(fam, tmp_path):
 def test_status_of_a_non_run_dir_fails(tmp_path):
     r = CliRunner().invoke(main, ["status", str(tmp_path)])
     assert r.exit_code != 0 and "not a mergekit-evo run directory" in r.output
+
+
+def test_worker_joins_a_search_started_from_a_recipe(tmp_path, monkeypatch):
+    """``worker --from-recipe`` (with the search's --task options) runs the config ``search
+    --from-recipe`` runs, so it joins the same study (the run itself: the worker test above)."""
+    import click
+
+    from mergekit_evo.search.run import runner
+    from mergekit_evo.search.run.identity import identity
+
+    root = Path(__file__).resolve().parents[2]
+    monkeypatch.chdir(root)  # the recipe's model paths are relative to the repository
+    seen: dict[str, object] = {}
+
+    def record(cfg: object, out: object, role: str = "search", **kw: object) -> None:
+        seen[role] = cfg
+        raise click.exceptions.Exit(0)
+
+    monkeypatch.setattr(runner, "run_search", record)
+    task = ["--task", "zoo_target_search", "--include-path", "fixtures/zoo/tasks", "--limit", "4"]
+    for recipe in ("linear.yml", "passthrough_abab.yml"):
+        path = str(root / "examples" / "community" / recipe)
+        r = CliRunner().invoke(main, ["search", "--from-recipe", path, *task, "--out", "r"])
+        assert r.exit_code == 0, r.output
+        w = CliRunner().invoke(
+            main,
+            ["worker", "--from-recipe", path, *task, "--storage", str(tmp_path / "j.journal"),
+             "--out", str(tmp_path / "w"), "--max-trials", "3"],
+        )  # fmt: skip
+        assert w.exit_code == 0, w.output
+        search, worker = seen["search"], seen["worker"]
+        assert identity(worker) == identity(search)  # type: ignore[arg-type]
+        assert worker.study_name == search.study_name  # type: ignore[attr-defined]
+        assert worker.budget.max_trials == 3  # type: ignore[attr-defined]
+    bad = CliRunner().invoke(
+        main, ["worker", "--from-recipe", path, "--storage", "j", "--out", "x"]
+    )
+    assert bad.exit_code == 2 and "--from-recipe needs --task" in bad.output
+    both = CliRunner().invoke(
+        main, ["worker", "c.yml", "--from-recipe", path, *task, "--storage", "j", "--out", "x"]
+    )
+    assert both.exit_code == 2 and "not both" in both.output

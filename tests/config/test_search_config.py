@@ -73,6 +73,38 @@ CASES = [
     ("dfs", "dfs.min_layers_per_model", 9, "dfs.min_layers_per_model", ["exceeds"]),
     ("ps_dfs", "ps_dfs.partner", "nobody", "ps_dfs.partner", ["nobody", "lang"]),
     ("ps_dfs", "dfs.window", [0, 999], "dfs.window", ["999"]),
+    # issue 20: every field, however spelled
+    ("ps", "ps.x0", "NaN", "ps.x0", ["finite"]),
+    ("ps", "ps.x0", {"weight": "-Infinity"}, "ps.x0.weight", ["finite"]),
+    ("ps", "budget.wall_clock_s", "1e999", "budget.wall_clock_s", ["finite"]),
+    ("ps", "ps.fixed", {"lambda": ".inf"}, "ps.fixed.lambda", ["finite"]),
+    ("ps", "budget.max_trials", True, "budget.max_trials", ["true/false"]),
+    ("ps", "budget.max_trials", "2.5", "budget.max_trials", ["whole number"]),
+    ("ps", "budget.max_trials", 10**30, "budget.max_trials", ["too large"]),
+    ("ps", "optimizer.seed", -1, "optimizer.seed", ["greater than or equal to 0"]),
+    ("ps", "merge_seed", 2**40, "merge_seed", ["less than"]),
+    ("ps", "fitness.batch_size", 0, "fitness.batch_size", ["greater than or equal to 1"]),
+    ("ps", "fitness.num_fewshot", -2, "fitness.num_fewshot", ["greater than or equal to 0"]),
+    ("ps", "fitness.limit", 2.5, "fitness.limit", ["whole number"]),
+    ("ps", "fitness.tasks", ["a", "a"], "fitness.tasks", ["repeated"]),
+    ("ps", "dtype", "bf16", "dtype", ["'bfloat16'"]),
+    ("ps", "ps.recipe", {"merge_method": "linear", "dtype": "fp8"}, "ps.recipe.dtype", ["fp8"]),
+    ("ps", "device", "gpu0", "device", ["cuda:N"]),
+    ("ps", "storage", "redis://host/0", "storage", ["redis"]),
+    ("ps", "ps.parameters", [], "ps.parameters", ["at least 1"]),
+    ("ps", "ps.filters", ["mlp", "mlp"], "ps.filters", ["repeated"]),
+    ("ps", "models.math", "", "models.math", ["at least 1 character"]),
+    ("dfs", "dfs.models", [], "dfs.models", ["at least 1"]),
+    ("dfs", "dfs.start_path", [], "dfs.start_path", ["at least 1"]),
+    ("dfs", "dfs.repeats", 65, "dfs.repeats", ["less than or equal to 64"]),
+    ("dfs", "dfs.indicator_bounds", [0.0, 1.0], "dfs.indicator_bounds", ["low < 0 < high"]),
+    ("ps", "fitness.fidelity", {"rungs": [0.5]}, "fitness.fidelity.rungs", ["at least 2"]),
+    ("ps", "fitness.fidelity", {"z": "nan"}, "fitness.fidelity.z", ["finite"]),
+    ("ps", "confirm.questions", -1, "confirm.questions", ["greater than or equal to 0"]),
+    ("ps", "confirm.top_k", "0", "confirm.top_k", ["greater than or equal to 1"]),
+    ("ps", "start_points.sigma0", 0, "start_points.sigma0", ["greater than 0"]),
+    ("ps", "ps.method", [], "ps.method", ["at least one"]),
+    ("ps", "ps.method", ["ties", "ties"], "ps.method", ["repeated"]),
 ]
 
 
@@ -88,6 +120,52 @@ def test_each_bad_field_is_named(models, tmp_path, mode, field, value, path, wor
     msg = dict(exc.value.errors)[path]
     for w in words:
         assert w in msg, msg
+
+
+def test_numbers_written_as_text_are_read_as_numbers(models):
+    """YAML 1.1 reads ``1e3`` as text, JSON configs quote numbers: both are the number."""
+    doc = _base(models)
+    doc["budget"] = {"max_trials": "1e3", "wall_clock_s": "3600"}
+    doc["fitness"]["limit"] = "0.5"
+    doc["optimizer"] = {"sigma0": "1e-1", "population_size": 8.0}
+    cfg = parse_search_config(doc)
+    assert cfg.budget.max_trials == 1000 and cfg.budget.wall_clock_s == 3600.0
+    assert cfg.fitness.limit == 0.5 and cfg.optimizer.sigma0 == 0.1
+    assert cfg.optimizer.population_size == 8 and isinstance(cfg.optimizer.population_size, int)
+
+
+def test_a_file_where_a_folder_is_needed(models, tmp_path):
+    doc = _base(models)
+    (tmp_path / "tasks.yml").write_text("task: x\n")
+    doc["models"]["math"] = str(Path(models["math"]) / "config.json")
+    doc["fitness"]["include_path"] = [str(tmp_path / "tasks.yml")]
+    (tmp_path / "c.yml").write_text(yaml.safe_dump(doc))
+    with pytest.raises(ConfigError) as exc:
+        load_search_config(tmp_path / "c.yml")
+    errs = dict(exc.value.errors)
+    assert "a file, not a model folder" in errs["models.math"]
+    assert "a file, not a task folder" in errs["fitness.include_path.0"]
+
+
+def test_cli_overrides_are_checked_like_the_file(models, tmp_path, monkeypatch):
+    from mergekit_evo.cli import main
+
+    _forbid_loading(monkeypatch)
+    (tmp_path / "c.yml").write_text(yaml.safe_dump(_base(models)))
+    run = tmp_path / "run"
+    for flags, words in (
+        (["--max-trials", "0"], "budget.max_trials"),
+        (["--seed", "-3"], "optimizer.seed"),
+        (["--device", "tpu"], "device"),
+        (["--device", "cuda:999"], "torch sees"),  # no such GPU here
+        (["--storage", str(tmp_path)], "is a folder"),
+    ):
+        res = CliRunner().invoke(
+            main, ["search", str(tmp_path / "c.yml"), "--out", str(run), *flags]
+        )
+        assert res.exit_code == 1 and words in res.output, (flags, res.output)
+        assert res.output.startswith("Error: invalid search config: "), res.output
+        assert len(res.output.strip().splitlines()) == 1 and not run.exists()
 
 
 def test_missing_fitness_and_several_errors_at_once(models):

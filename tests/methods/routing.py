@@ -25,9 +25,12 @@ class _ScaledInput(nn.Module):
         return self.layer(hidden_states * self.scale, *args, **kwargs)
 
 
-def routed_model(models: Sequence[nn.Module], path: DataFlowPath) -> nn.Module:
-    """Model A's embeddings, norm and head around the path's layers, taken from the sources."""
+def routed_model(models: Sequence[nn.Module], path: DataFlowPath, head: int = 0) -> nn.Module:
+    """Model A's embeddings, the path's layers taken from the sources, then the final norm and
+    head of ``models[head]`` (model A's by default)."""
     ref = copy.deepcopy(models[0])
+    ref.model.norm = copy.deepcopy(models[head].model.norm)
+    ref.lm_head = copy.deepcopy(models[head].lm_head)
     layers = [
         _ScaledInput(models[step.model].model.layers[step.layer], scale)
         for step, scale in zip(path.layers, path.hop_scales, strict=True)

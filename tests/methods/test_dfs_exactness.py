@@ -65,6 +65,36 @@ def test_merged_logits_equal_routed_reference(tiny_pair, tmp_path, arch, seed, c
     assert (unscaled - expected).abs().max() / expected.abs().max() > 1e-2
 
 
+@pytest.mark.parametrize("arch", ["llama", "qwen3"])
+def test_head_model_gives_the_final_norm_and_head(tiny_pair, tmp_path, arch):
+    """``head_model: 1``: B's final norm and lm_head after the path (a frankenmerge whose last
+    slice is B's); model A's embeddings still; W folded as before."""
+    a, b = tiny_pair(arch)
+    params = {**_random_recipe(2, compact=True), "head_model": 1}
+    params["indicators"][-1] = -1.0  # the path need not end on B for B's head to apply
+    recipe = {
+        "merge_method": "dfs",
+        "models": [{"model": str(a)}, {"model": str(b)}],
+        "parameters": params,
+        "dtype": "float32",
+    }
+    merged = _load(merge_recipe(recipe, tmp_path / "merged"))
+    A, B = _load(a), _load(b)
+    assert torch.equal(merged.lm_head.weight, B.lm_head.weight)
+    assert torch.equal(merged.model.norm.weight, B.model.norm.weight)
+    assert torch.equal(merged.model.embed_tokens.weight, A.model.embed_tokens.weight)
+    path = plan_path(COUNTS, DFSParameters(**params))
+    ids = _input_ids()
+    expected = logits(routed_model([A, B], path, head=1), ids)
+    rel = (logits(merged, ids) - expected).abs().max() / expected.abs().max()
+    assert rel < 1e-5, f"relative error {rel:.2e}"
+    with_a = logits(routed_model([A, B], path, head=0), ids)
+    assert (with_a - expected).abs().max() / expected.abs().max() > 1e-3
+    bad = {**recipe, "parameters": {**params, "head_model": 2}}
+    with pytest.raises(ValueError, match="head_model"):
+        merge_recipe(bad, tmp_path / "bad")
+
+
 @pytest.mark.parametrize("arch", ARCHS)
 def test_model_a_path_with_unit_scales_reproduces_model_a(tiny_pair, tmp_path, arch):
     a, b = tiny_pair(arch)

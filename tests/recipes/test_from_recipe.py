@@ -7,6 +7,7 @@ committed zoo, so each one is merged for real, by ``mergekit-yaml`` itself.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -128,31 +129,46 @@ def test_init_prints_a_config_that_loads(tmp_path: Path):
     assert "merge_method: slerp" in stdout.output and "\nreport:" not in stdout.output
 
 
-@pytest.mark.parametrize("name", ["passthrough_interleave.yml", "passthrough.yml"])
+PASSTHROUGH = sorted(p.name for p in COMMUNITY.glob("passthrough*.yml"))
+
+
+@pytest.mark.parametrize("name", PASSTHROUGH)
 def test_passthrough_starts_dfs_from_its_layer_path(name: str, tmp_path: Path):
-    """A frankenmerge becomes a DFS start: trial 0 stacks the recipe's layers, scales 1."""
+    """A frankenmerge becomes a DFS start whose trial 0 is the recipe, tensor for tensor, for
+    any slice order: A's embeddings, the path, and the final norm and lm_head of the last
+    slice's model (``dfs.head_model``: A, B, A, B ends on B), with the recipe's tokenizer
+    (``tokenizer_source``, or its ``base_model``'s)."""
     import torch
 
     from mergekit_evo.space.dfs import DFSSpace
 
+    assert {"passthrough_abab.yml", "passthrough_base_model.yml"} <= set(PASSTHROUGH)
+    given = yaml.safe_load((COMMUNITY / name).read_text())
+    last = given["slices"][-1]["sources"][0]["model"]
     _, cfg = search_config_from_recipe(COMMUNITY / name, tasks=ZOO_TASK)
     assert cfg.mode == "dfs" and cfg.dfs.pin_ends is False
+    first = given["slices"][0]["sources"][0]["model"]
+    assert cfg.dfs.head_model == (None if last == first else Path(last).name)
     space = DFSSpace.from_config(cfg)
     recipe = space.recipe(space.vector.decode(space.vector.start_params()))
     (tmp_path / "trial0.yml").write_text(yaml.safe_dump(recipe, sort_keys=False))
     want = mergekit_yaml(COMMUNITY / name, tmp_path / "want")
     got = mergekit_yaml(tmp_path / "trial0.yml", tmp_path / "got")
     assert sorted(got) == sorted(want)
-    # passthrough.yml ends on verbs' layers: its final norm and head are verbs' (said, not kept)
-    lost = (
-        set() if name == "passthrough_interleave.yml" else {"model.norm.weight", "lm_head.weight"}
-    )
     for k in want:
-        assert torch.equal(got[k], want[k]) != (k in lost), k
+        assert torch.equal(got[k], want[k]), k
+    tok = given.get("tokenizer_source") or given.get("base_model")
+    if tok is not None:  # the recipe's tokenizer, built (or copied) the same way
+        assert recipe["tokenizer_source"].endswith(Path(tok).name)
+    # the vocabulary and merges (tokenizer_config.json may differ in how MergeKit wrote it)
+    assert json.loads((tmp_path / "got" / "tokenizer.json").read_text()) == json.loads(
+        (tmp_path / "want" / "tokenizer.json").read_text()
+    )
     r = CliRunner().invoke(main, ["init", "--from-recipe", str(COMMUNITY / name), "--task", "t"])
     assert r.exit_code == 0, r.output
     assert "mode: dfs" in r.output and "start_path" in r.output
-    assert ("Not kept" in r.output) == bool(lost) and ("lm_head" in r.output) == bool(lost)
+    assert "lm_head" not in r.output.split("mode: dfs")[0]  # nothing about the head is lost
+    assert ("Not kept" in r.output) == ("base_model" in given), r.output
 
 
 def test_bad_files_say_what_is_wrong(tmp_path: Path):

@@ -21,3 +21,12 @@ def two_numbers(model: Any, tokenizer: Any) -> dict[str, float]:
 
 def not_a_number(model: Any, tokenizer: Any) -> str:
     return "high"
+
+
+def slow_logit_norm(model: Any, tokenizer: Any) -> float:
+    """:func:`mean_logit_norm` after a second's sleep: a trial long enough that a worker
+    started mid-run still finds trials left (the fleet restart test)."""
+    import time
+
+    time.sleep(1.0)
+    return mean_logit_norm(model, tokenizer)

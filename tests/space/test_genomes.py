@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from tiny_models import make_model
 
-from mergekit_evo.config import parse_search_config, resolve_paths
+from mergekit_evo.config import ConfigError, parse_search_config, resolve_paths
 from mergekit_evo.space.dfs import DFSSpace
 from mergekit_evo.space.ps import PSSpace
 from mergekit_evo.space.ps_dfs import PSDFSSpace
@@ -204,3 +204,24 @@ def test_ps_dfs_recipe_merges(zoo, tmp_path):
     assert set(r2["modules"]) == {"ps", "ps2"} and r2["parameters"]["dfs_models"] == ["ps", "ps2"]
     out2 = merge_recipe(r2, tmp_path / "topk")
     assert any(Path(out2).glob("*.safetensors"))
+
+
+def test_dfs_head_model_and_tokenizer_source_reach_the_recipe(zoo):
+    """``dfs.head_model`` (a name of the DFS models) becomes the recipe's index; model A's (the
+    default) is left out, so recipes without it stay as they were."""
+    plain = DFSSpace.from_config(_cfg(zoo, mode="dfs"))
+    r = plain.recipe(plain.vector.x0())
+    assert "head_model" not in r["parameters"] and "tokenizer_source" not in r
+    space = DFSSpace.from_config(
+        _cfg(zoo, mode="dfs", dfs={"head_model": "lang", "tokenizer_source": "lang"})
+    )
+    r = space.recipe(space.vector.x0())
+    assert r["parameters"]["head_model"] == 1 and r["tokenizer_source"] == zoo["lang"]
+    with pytest.raises(ConfigError, match="dfs.head_model"):
+        _cfg(zoo, mode="dfs", dfs={"head_model": "base"})  # a source, not a DFS model
+    cfg = _cfg(zoo, mode="ps_dfs", ps_dfs={"partner": "lang"}, dfs={"head_model": "lang"})
+    ps = PSSpace.from_config(cfg)
+    both = PSDFSSpace(cfg, [ps.recipe(ps.vector.x0())], cfg.model_path("lang"))
+    assert both.recipe(both.vector.x0())["parameters"]["head_model"] == 1
+    with pytest.raises(ConfigError, match="dfs.head_model"):
+        _cfg(zoo, mode="ps_dfs", dfs={"head_model": "math"})  # the PS stage's source

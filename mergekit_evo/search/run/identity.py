@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from mergekit_evo.config import ConfigError, SearchConfig
+from mergekit_evo.config import ConfigError, SearchConfig, parse_search_config
 from mergekit_evo.search.rundir.files import RunDir
 
 #: config fields that may change between runs of one search (everything else must match)
@@ -39,19 +39,23 @@ def apply_overrides(
     seed: int | None = None,
     trust_remote_code: bool | None = None,
 ) -> SearchConfig:
-    """CLI flags win over the config file."""
+    """CLI flags win over the config file; they are validated as the file's fields are
+    (``--max-trials 0`` is ``budget.max_trials: ...``, a :class:`ConfigError`)."""
     upd: dict[str, Any] = {}
     if trust_remote_code:
         upd["trust_remote_code"] = True
     if max_trials is not None:
-        upd["budget"] = cfg.budget.model_copy(update={"max_trials": max_trials})
+        upd["budget"] = {**cfg.budget.model_dump(exclude_unset=True), "max_trials": max_trials}
     if device is not None:
         upd["device"] = device
     if storage is not None:
         upd["storage"] = storage
     if seed is not None:
-        upd["optimizer"] = cfg.optimizer.model_copy(update={"seed": seed})
-    return cfg.model_copy(update=upd) if upd else cfg
+        upd["optimizer"] = {**cfg.optimizer.model_dump(exclude_unset=True), "seed": seed}
+    if not upd:
+        return cfg
+    # unset fields stay unset (a recipe-shaped PS space refuses options the user set)
+    return parse_search_config({**cfg.model_dump(exclude_unset=True), **upd})
 
 
 def identity(cfg: SearchConfig) -> dict[str, Any]:
@@ -66,7 +70,12 @@ def check_same_search(rundir: RunDir, cfg: SearchConfig) -> None:
     """Refuse to resume a run directory with a different search in it."""
     if not rundir.config.exists():
         return
-    old = SearchConfig.model_validate(yaml.safe_load(rundir.config.read_text()))
+    try:
+        old = parse_search_config(yaml.safe_load(rundir.config.read_text()))
+    except (ConfigError, yaml.YAMLError) as e:
+        raise ConfigError(
+            [("<run>", f"{rundir.config} cannot be read back ({e}); use a new --out")]
+        ) from None
     a, b = identity(old), identity(cfg)
     diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
     if diff:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
+from mergekit_evo.config import ConfigError
+from mergekit_evo.search.fleet.budget import counted
 from mergekit_evo.search.fleet.recovery import recover_interrupted
 from mergekit_evo.search.fleet.storage import make_storage, study_names_in
 from mergekit_evo.search.run.baselines import baselines
@@ -15,6 +17,7 @@ from mergekit_evo.search.run.context import RunContext
 from mergekit_evo.search.run.identity import check_same_search
 from mergekit_evo.search.run.stages import stage_budgets
 from mergekit_evo.search.run.start_recipes import check_start_recipes
+from mergekit_evo.search.rundir.events import ResumeLine
 from mergekit_evo.search.rundir.model_fingerprint import check_same_models, model_fingerprints
 from mergekit_evo.search.scoring.evaluation import CandidateEvaluator
 from mergekit_evo.search.stage.context import OnBest, StageContext
@@ -40,10 +43,13 @@ def make_builder(cfg: SearchConfig) -> CandidateBuilder:
 
 def prepare(run: RunContext) -> None:
     """Everything that can fail on a bad config, before anything is written."""
-    from mergekit_evo.preflight import preflight
+    from mergekit_evo.preflight import check_device, preflight
     from mergekit_evo.search.scoring.callable_scoring import make_scorer
 
     cfg = run.cfg
+    bad_device = check_device(cfg.device)
+    if bad_device:
+        raise ConfigError(bad_device)
     preflight(cfg)  # model folders, weight headers, tokenizers, spaces: no weights
     check_same_search(run.rundir, cfg)
     check_same_models(run.remembered("models"), cfg)
@@ -119,7 +125,17 @@ def open_stage(run: RunContext, stage: str, space: Space) -> optuna.Study:
     else:
         sampler = make_sampler(opt, len(space.vector), n_obj, prune=fidelity is not None)
     pruner = IncumbentBoundPruner(fidelity.z) if fidelity is not None else None
-    return open_study(run.storage, run.study_names()[stage], sampler, n_obj, pruner)
+    study = open_study(run.storage, run.study_names()[stage], sampler, n_obj, pruner)
+    done, _ = counted(study.get_trials(deepcopy=False))
+    if done:  # a progress bar over the budget counts the study's trials, not this process's
+        run.log(
+            ResumeLine(
+                f"resume ({stage}): {done} trial(s) of the budget already finished",
+                stage=stage,
+                done=done,
+            )
+        )
+    return study
 
 
 def after_starts(run: RunContext, space: Space) -> AfterStarts | None:

@@ -30,8 +30,10 @@ def check_start_recipes(cfg: SearchConfig) -> None:
             from mergekit_evo.space.dfs import DFSSpace
 
             ref = cfg.base_model or next(iter(cfg.models.values()))
-            partner = cfg.model_path(cfg.ps_dfs.partner or list(cfg.models)[-1])
-            dfs = DFSSpace.from_config(cfg, model_paths=[ref, partner])
+            name = cfg.ps_dfs.partner or list(cfg.models)[-1]
+            dfs = DFSSpace.from_config(
+                cfg, model_paths=[ref, cfg.model_path(name)], labels=cfg.dfs_labels()
+            )
             compile_dfs(load_recipe(dfs.recipe(dfs.vector.x0())))
     except RecipeError as e:
         field = {"ps": "ps", "dfs": "dfs.models", "ps_dfs": "ps_dfs.partner"}[cfg.mode]

@@ -19,3 +19,16 @@ class TrialLine(str):
         obj = super().__new__(cls, text)
         obj.__dict__.update(fields)
         return obj
+
+
+class ResumeLine(str):
+    """A stage found trials of its budget already finished (a resumed run, or a worker that
+    joined late): a progress bar over the budget starts from them."""
+
+    stage: str
+    done: int
+
+    def __new__(cls, text: str, *, stage: str, done: int) -> ResumeLine:
+        obj = super().__new__(cls, text)
+        obj.__dict__.update(stage=stage, done=done)
+        return obj

@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-#: what tempfile.mkstemp(prefix=".NAME.") leaves: ".NAME." + 8 random characters
-_PARTIAL = re.compile(r"^\..+\.[A-Za-z0-9_]{8}$")
+from mergekit_evo.atomic import remove_partials
+from mergekit_evo.atomic import write_text as atomic_write_text
 
 
 class RunDir:
@@ -106,23 +104,12 @@ class RunDir:
                 shutil.rmtree(old, ignore_errors=True)
             else:  # killed between the renames: the previous folder is whole, restore it
                 old.rename(dst)
-        for folder in (self.root, self.trials):
-            for tmp in folder.glob(".*"):
-                if tmp.is_file() and _PARTIAL.match(tmp.name):
-                    tmp.unlink(missing_ok=True)
+        for folder in (self.root, self.trials, self.root / "plots", self.champion):
+            remove_partials(folder)
 
     def write_text(self, path: Path, text: str) -> None:
         """Write via a temporary file + rename, so readers never see half a file."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
-            os.chmod(tmp, 0o644)  # mkstemp makes 0600; these are ordinary output files
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_text(path, text)
 
     def write_yaml(self, path: Path, doc: dict[str, Any], header: str = "") -> None:
         self.write_text(path, header + yaml.safe_dump(doc, sort_keys=False))

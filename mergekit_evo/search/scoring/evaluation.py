@@ -1,5 +1,6 @@
-"""A candidate recipe -> an :class:`Evaluation`: built by the run's candidate builder, scored
-by its scorer (once more at half the batch on out-of-memory), released again.
+"""A candidate recipe -> an :class:`Evaluation`: built by the run's candidate builder (once more
+on out-of-memory), scored by its scorer (once more at half the batch on out-of-memory),
+released again.
 
 The stage's loop only sees the plain :data:`Evaluate` callable, so it never learns how a
 candidate is built or scored.
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from mergekit_evo.search.scoring.oom import score_with_oom_retry
+from mergekit_evo.search.scoring.oom import build_with_oom_retry, score_with_oom_retry
 from mergekit_evo.search.scoring.scorer import OnRung
 
 T = TypeVar("T")
@@ -93,7 +94,7 @@ class CandidateEvaluator:
     ) -> tuple[T, Path | None]:
         """Build the candidate, score it (once more at half the batch on out-of-memory),
         release it; the score and the folder it was built in."""
-        cand = self.builder.build(recipe, workdir)
+        cand = build_with_oom_retry(lambda: self.builder.build(recipe, workdir), self.log)
         try:
             out = score_with_oom_retry(
                 lambda bs: score(cand, bs), self.scorer.cfg.batch_size, self.log

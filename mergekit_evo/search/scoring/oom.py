@@ -1,9 +1,11 @@
-"""Out of GPU memory while scoring: retry once with half the batch, then fail the trial.
+"""Out of GPU memory while merging or scoring: retry once, then fail the trial.
 
 A long search meets candidates that need more memory than the ones before (a deeper DFS path,
-a longer generation); one such candidate must cost a retry at a smaller batch, and at worst its
-own trial, never the search.  The search loop already turns any exception into a failed trial;
-this wrapper only adds the one retry and a reason that says what happened.
+a longer generation, a merge whose method holds more tensors at once); one such candidate must
+cost a retry, and at worst its own trial, never the search.  Scoring retries at half the batch;
+merging retries once with the allocator's cache emptied (what the failed attempt left behind is
+freed first).  The search loop already turns any exception into a failed trial; these wrappers
+only add the one retry and a reason that says what happened.
 """
 
 from __future__ import annotations
@@ -61,4 +63,28 @@ def score_with_oom_retry(
         raise CandidateOutOfMemory(
             f"out of accelerator memory at batch size {batch_size} and again at {half} "
             f"({type(first).__name__}); lower fitness.batch_size or max_gen_toks"
+        ) from err
+
+
+def build_with_oom_retry(build: Callable[[], T], log: Callable[[str], None] | None = None) -> T:
+    """``build()``; on out-of-memory, free what the attempt left and ``build()`` once more; a
+    second out-of-memory raises :class:`CandidateOutOfMemory` (a failed trial)."""
+    try:
+        return build()
+    except Exception as err:
+        if not is_out_of_memory(err):
+            raise
+        first = err
+    free_accelerator_memory()
+    if log is not None:
+        log("out of memory while merging; retrying once after freeing cached memory")
+    try:
+        return build()
+    except Exception as err:
+        if not is_out_of_memory(err):
+            raise
+        free_accelerator_memory()
+        raise CandidateOutOfMemory(
+            f"out of accelerator memory while merging, and again after freeing cached memory "
+            f"({type(first).__name__}); merge on a larger device or use candidates: disk"
         ) from err

@@ -63,21 +63,27 @@ def confirm_stage(
     log: Callable[[str], None],
     label: str = "",
 ) -> dict[int, dict[str, float]]:
-    """Score the stage's top candidates on the confirm slice (those not scored yet)."""
+    """Score the stage's top candidates on the confirm slice (those not scored yet).
+
+    A candidate that fails here (out of memory twice, a scorer error) fails only its confirm:
+    it is logged and left unconfirmed (out of the champion pick while others are confirmed;
+    a resumed run tries it again), and the search goes on."""
     done = {str(k): v for k, v in confirmed(study).items()}
+    what = f"confirm{f' ({label.rstrip(chr(45))})' if label else ''}"
     for t in top_trials(study, top_k):
         if str(t.number) in done:
             continue
         try:
             score, n = confirm(t.user_attrs["recipe"], workdir / f"confirm-{label}{t.number:05d}")
-        except Exception as e:  # a candidate that cannot be scored again loses its place
-            log(f"confirm trial {t.number:5d}  FAILED  {type(e).__name__}: {str(e)[:160]}")
+        except Exception as e:  # a bad candidate fails its confirm, not the search
+            first = (str(e).strip().splitlines() or [""])[0][:200]
+            log(f"{what} trial {t.number:5d}  FAILED  {type(e).__name__}: {first}")
             continue
         done[str(t.number)] = {"score": score, "questions": n}
         study.set_user_attr(CONFIRM_ATTR, done)  # after each: a killed run keeps what it did
         log(
-            f"confirm{f' ({label.rstrip(chr(45))})' if label else ''} trial {t.number:5d}  "
-            f"{score:.4f} on {n} questions  (fitness {fitness_of(t):.4f})"
+            f"{what} trial {t.number:5d}  {score:.4f} on {n} questions  "
+            f"(fitness {fitness_of(t):.4f})"
         )
     return confirmed(study)
 

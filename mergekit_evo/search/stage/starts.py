@@ -45,7 +45,7 @@ def enqueue(
             held_points.append(p)
     if budget is not None and len(held_points) > budget:
         left = ", ".join(p.label for p in held_points[budget:])
-        log(f"start points: a budget of {budget} trial(s) scores the first {budget}; left out: {left}")
+        log(f"start points: a budget of {budget} scores the first {budget}; left out: {left}")
         held_points = held_points[:budget]
     for p in held_points:
         study.enqueue_trial(p.params(space), user_attrs={START_ATTR: True, LABEL_ATTR: p.label})

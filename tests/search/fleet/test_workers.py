@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -142,7 +143,12 @@ def _run_kill_test(cfg: Path, run: Path, tmp_path: Path, spec: str, name: str, *
     seen = run_status(run, spec)["stages"]["ps"]
     assert seen["done"] == BUDGET and seen["max_trials"] == BUDGET
     by_pid = {w["pid"]: w for w in seen["workers"]}
-    assert set(by_pid) >= {proc.pid, pid} and len(by_pid) == 3
+    # the three processes, and the one started again for the killed child's slot if it
+    # reached the study before the budget ran out
+    restarted = re.search(r"restarted \(pid (\d+)\)", out)
+    assert restarted, out[-3000:]
+    assert {proc.pid, pid} <= set(by_pid) and len(by_pid) in (3, 4)
+    assert len(by_pid) == 3 or int(restarted.group(1)) in by_pid
     assert by_pid[pid]["silent"] and not by_pid[proc.pid]["silent"]
     assert sum(w["trials_done"] for w in by_pid.values()) == BUDGET
 
@@ -200,3 +206,87 @@ def test_child_trial_lines_stay_trial_lines():
     assert isinstance(bad, TrialLine) and bad.fitness is None and not bad.improved
     other = relayed("gpu 1", "stop (ps): budget: 20 trials done (max_trials 20)")
     assert not isinstance(other, TrialLine) and other.startswith("[gpu 1] stop")
+
+
+def test_a_dead_child_is_restarted_at_most_max_restarts_times():
+    """A child that keeps dying is started again for its GPU, each restart logged, until the
+    cap; then its GPU is left idle (and said so).  A fake child that SIGKILLs itself."""
+    lines: list[str] = []
+    fleet = Fleet(["0", "1"], log=lines.append, max_restarts=2, restart_delay_s=0.05)
+    suicide = "import os, signal; print('up', flush=True); os.kill(os.getpid(), signal.SIGKILL)"
+    fleet.start_children([sys.executable, "-c", suicide])
+    deadline = time.monotonic() + 60
+    while not any("not restarted" in s for s in lines) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (child,) = fleet._children
+    assert child.restarts == 2 and len(child.pids) == 3 and len(set(child.pids)) == 3
+    assert [s for s in lines if "restarting it" in s] == [
+        "[gpu 1] died (SIGKILL); its trial is re-asked once its heartbeat is stale; "
+        f"restarting it ({k} of 2)"
+        for k in (1, 2)
+    ]
+    assert sum(s == "[gpu 1] up" for s in lines) == 3  # every incarnation's lines relayed
+    assert lines[-1].startswith("[gpu 1] died (SIGKILL); not restarted (2 restarts used)")
+    assert fleet.child_env(1)["CUDA_VISIBLE_DEVICES"] == "1"  # the same GPU every time
+    fleet.wait(timeout_s=5)
+
+
+def test_no_restart_once_the_run_ends():
+    """A child that dies after the run's stages ended (wait) or after an abort stays dead."""
+    lines: list[str] = []
+    fleet = Fleet([None, None], log=lines.append, restart_delay_s=0.05)
+    fleet.start_children([sys.executable, "-c", "import time; time.sleep(30)"])
+    fleet.abort()  # SIGINT: the sleeping child exits non-zero
+    fleet.wait(timeout_s=10)
+    assert fleet.restarts == {"worker 1": 0}
+    assert not any("restart" in s for s in lines), lines
+
+
+def test_sigkilled_child_of_a_cpu_fleet_is_restarted(family, tmp_path):
+    """``search --workers 2``: SIGKILL the child worker once it works on the study; the run
+    starts a new one for its slot, which joins the study and scores trials, and the budget is
+    still exact with nothing evaluated twice."""
+    budget = 30
+    cfg = write_config(
+        tmp_path / "ps.yml",
+        family,
+        "ps",
+        budget={"max_trials": budget},
+        baselines=False,
+        fitness={"function": "tests.search.fitness_fns:slow_logit_norm", "tasks": []},
+    )
+    run = tmp_path / "run"
+    proc = subprocess.Popen(
+        [str(BIN / "mergekit-evo"), "search", str(cfg), "--out", str(run), "--workers", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, HEARTBEAT_ENV: HEARTBEAT_S},
+    )
+    name = "mergekit-evo-ps"
+    study = _study(str(run / "study.journal"), name, time.monotonic() + 240)
+    from mergekit_evo.search.fleet.workers import registry
+
+    deadline = time.monotonic() + 240
+    child = None
+    while child is None and time.monotonic() < deadline:
+        assert proc.poll() is None, "the search ended before its child joined"
+        pids = {w.get("pid") for w in registry(study).values()} - {proc.pid}
+        child = next(iter(pids), None)
+        time.sleep(0.05)
+    assert child is not None, "the child worker never joined the study"
+    os.kill(child, signal.SIGKILL)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out[-3000:]
+    assert "[worker 1] died (SIGKILL)" in out and "restarting it (1 of 3)" in out, out[-3000:]
+    m = re.search(r"\[worker 1\] restarted \(pid (\d+)\)", out)
+    assert m, out[-3000:]
+    new = int(m.group(1))
+    study = optuna.load_study(study_name=name, storage=open_storage(str(run / "study.journal")))
+    trials = study.get_trials()
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == budget
+    keys = [tuple(sorted(t.params.items())) for t in complete]
+    assert len(set(keys)) == len(keys), "a parameter set was evaluated twice"
+    by = {int(t.user_attrs["worker"].rsplit(":", 1)[1]) for t in complete}
+    assert new in by, f"the restarted worker scored no trial: {sorted(by)}"

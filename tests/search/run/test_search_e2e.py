@@ -65,10 +65,8 @@ def _check_outputs(run: Path, mode: str, n_trials: int) -> dict:
                 )
         assert max(pooled) == pytest.approx(confirm["champion"]["pooled"])
         # the champion's fitness is its own, not the stage's best
-        (row,) = [
-            r for r in rows
-            if r["stage"] == metrics["champion_stage"] and int(r["number"]) == metrics["champion_trial"]
-        ]  # fmt: skip
+        stage, number = metrics["champion_stage"], metrics["champion_trial"]
+        (row,) = [r for r in rows if r["stage"] == stage and int(r["number"]) == number]
         assert float(row["fitness"]) == pytest.approx(champion)
     # every proposal was written as a MergeKit YAML before it was merged
     for r in rows:
@@ -203,3 +201,57 @@ def test_two_objectives_with_nsga2_write_a_pareto_set(family, tmp_path):
         assert v in points
         assert p["fitness"] == pytest.approx(sum(v) / 2)  # equal weights
         assert not any(a >= v[0] and b >= v[1] and (a, b) != v for a, b in points)
+
+
+def test_ps_dfs_search_from_a_recipe(family, tmp_path):
+    """PS+DFS started from a MergeKit recipe (``mode: ps_dfs`` with ``ps.recipe``): the PS
+    stage's trial 0 is the recipe tensor for tensor, the DFS stage embeds the PS champion as
+    its PS part, and ``mergekit-yaml best.yml`` rebuilds the champion folder exactly."""
+    recipe = {
+        "merge_method": "dare_ties",
+        "base_model": str(family["base"]),
+        "models": [
+            {"model": str(family["math"]), "parameters": {"weight": 0.7, "density": 0.6}},
+            {"model": str(family["lang"]), "parameters": {"weight": 0.4, "density": 0.8}},
+        ],
+        "parameters": {"int8_mask": True},
+        "dtype": "float32",
+    }
+    (tmp_path / "recipe.yml").write_text(yaml.safe_dump(recipe))
+    cfg = write_config(
+        tmp_path / "psdfs.yml",
+        family,
+        "ps_dfs",
+        ps={"recipe": recipe},
+        fitness={"function": "tests.search.fitness_fns:mean_logit_norm", "tasks": []},
+        dfs={"head_model": "lang"},  # the DFS stage's head from the partner: kept end to end
+        budget={"max_trials": 6},
+        ps_dfs={"ps_trials": 3},
+        baselines=False,
+    )
+    run = tmp_path / "run"
+    res = run_search(load_search_config(cfg), run, save_champion=True, log=lambda s: None)
+    assert res.metrics["trials"]["ps"]["complete"] == 3
+    assert res.metrics["trials"]["dfs"]["complete"] == 3
+
+    def merged(recipe_path: Path, name: str) -> dict[str, torch.Tensor]:
+        out = tmp_path / name
+        subprocess.run(
+            [str(MERGEKIT_YAML), str(recipe_path), str(out), "--random-seed", "0"],
+            check=True,
+            capture_output=True,
+        )
+        return _tensors(out)
+
+    want = merged(tmp_path / "recipe.yml", "want")
+    got = merged(run / "trials" / "ps-00000.yml", "trial0")
+    assert want.keys() == got.keys() and all(torch.equal(want[k], got[k]) for k in want)
+    best = yaml.safe_load((run / "best.yml").read_text())
+    ps_best = yaml.safe_load((run / "ps_best.yml").read_text())
+    assert best["merge_method"] == "ps_dfs" and best["parameters"]["head_model"] == 1
+    assert best["models"] == ps_best["models"]
+    assert best["parameters"]["ps_method"] == "dare_ties" and best["parameters"]["int8_mask"]
+    champion = _tensors(run / "champion")
+    rebuilt = merged(run / "best.yml", "rebuilt")
+    assert champion.keys() == rebuilt.keys()
+    assert all(torch.equal(champion[k], rebuilt[k]) for k in champion)

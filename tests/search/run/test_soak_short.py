@@ -46,9 +46,18 @@ def test_whole_file_check_catches_half_written_outputs(tmp_path):
     champ.mkdir()
     (champ / "config.json").write_text("{}")
     (champ / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{}")
+    (champ / "README.md").write_text("---\nbase_model: x\n---\n\n# mergekit-evo champ")
+    (tmp_path / "report.html").write_text("<!doctype html><html><head><meta charset='utf-8'>")
+    plots = tmp_path / "plots"
+    plots.mkdir()
+    (plots / "fitness.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    (plots / "whole.png").write_bytes(b"\x89PNG\r\n\x1a\n" + soak.PNG_END)
     bad = soak.whole_file_problems(tmp_path)
     assert {b.split(":")[0] for b in bad} == {
         "best.yml",
         "metrics.json",
         "champion/model.safetensors",
+        "champion/README.md",
+        "report.html",
+        "plots/fitness.png",
     }, bad

@@ -1,6 +1,6 @@
-"""Out of GPU memory while scoring: one retry at half the batch, then a failed trial (with its
-reason in trials.csv), never a dead search.  torch.cuda.OutOfMemoryError is raised by hand, so
-this runs on CPU."""
+"""Out of GPU memory while scoring (one retry at half the batch) or merging (one retry after
+freeing cached memory), then a failed trial (with its reason in trials.csv), never a dead
+search.  torch.cuda.OutOfMemoryError is raised by hand, so this runs on CPU."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from mergekit_evo.search.run.runner import run_search
 from mergekit_evo.search.scoring.failures import SearchFailed
 from mergekit_evo.search.scoring.oom import (
     CandidateOutOfMemory,
+    build_with_oom_retry,
     is_out_of_memory,
     score_with_oom_retry,
 )
@@ -79,7 +80,7 @@ def test_search_retries_then_fails_trials_and_goes_on(family, tmp_path, monkeypa
     seen: list[int | None] = []
 
     def tight(
-        self: FitnessEvaluator, model: Any, tokenizer: Any, batch_size: int | None = None, **kw
+        self: FitnessEvaluator, model: Any, tokenizer: Any, batch_size: int | None = None, **kw: Any
     ):
         seen.append(batch_size)
         if batch_size is None or len(seen) > 2:  # trial 0 fits at half; later trials never fit
@@ -93,6 +94,7 @@ def test_search_retries_then_fails_trials_and_goes_on(family, tmp_path, monkeypa
             family,
             "ps",
             baselines=False,
+            start_points={"enabled": False},  # one start point: trial 0 is x0
             budget={"max_trials": 3, "max_consecutive_failures": None},
         )
     )
@@ -109,7 +111,7 @@ def test_search_retries_then_fails_trials_and_goes_on(family, tmp_path, monkeypa
 
 def test_a_search_that_never_fits_stops_nonzero(family, tmp_path, monkeypatch):
     def never(
-        self: FitnessEvaluator, model: Any, tokenizer: Any, batch_size: int | None = None, **kw
+        self: FitnessEvaluator, model: Any, tokenizer: Any, batch_size: int | None = None, **kw: Any
     ):
         raise _oom()
 
@@ -155,3 +157,66 @@ def test_source_models_get_the_retry_too():
 
     assert score_model(Loader(), TightScorer(), "src") == (0.5, [0.5], {})  # type: ignore[arg-type]
     assert sizes == [None, 4]
+
+
+def test_merge_retries_once_then_fails_with_a_reason():
+    calls: list[int] = []
+
+    def build() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise _oom()
+        return "built"
+
+    lines: list[str] = []
+    assert build_with_oom_retry(build, lines.append) == "built" and len(calls) == 2
+    assert lines == ["out of memory while merging; retrying once after freeing cached memory"]
+
+    def never() -> str:
+        raise _oom()
+
+    with pytest.raises(CandidateOutOfMemory, match="while merging, and again"):
+        build_with_oom_retry(never)
+    with pytest.raises(ValueError):  # not memory: no retry, the error as it is
+        build_with_oom_retry(lambda: (_ for _ in ()).throw(ValueError("bad recipe")))
+
+
+def test_search_retries_a_merge_then_fails_its_trial_and_goes_on(family, tmp_path, monkeypatch):
+    """Out of memory in MergeKit (the disk builder) gets the retry scoring gets: trial 0
+    merges on the second try, every later merge runs out twice and fails its trial."""
+    from mergekit_evo.candidate.disk import DiskCandidateBuilder
+
+    original = DiskCandidateBuilder.merge
+    merges: list[str] = []
+
+    def tight(self: DiskCandidateBuilder, recipe: dict[str, Any], out: Any) -> Any:
+        merges.append(str(out))
+        if len(merges) != 2:  # the first attempt of trial 0 and everything after trial 0
+            raise _oom()
+        return original(self, recipe, out)
+
+    monkeypatch.setattr(DiskCandidateBuilder, "merge", tight)
+    cfg = load_search_config(
+        write_config(
+            tmp_path / "ps.yml",
+            family,
+            "ps",
+            baselines=False,
+            candidates="disk",
+            start_points={"enabled": False},
+            budget={"max_trials": 3, "max_consecutive_failures": None},
+        )
+    )
+    lines: list[str] = []
+    res = run_search(cfg, tmp_path / "run", log=lines.append)
+    rows = list(csv.DictReader((tmp_path / "run" / "trials.csv").open()))
+    assert [r["state"] for r in rows] == ["COMPLETE", "FAIL", "FAIL"]
+    assert "CandidateOutOfMemory: out of accelerator memory while merging" in rows[1]["fail_reason"]
+    # two attempts per trial, and two for the confirm step's re-score of trial 0 (the best),
+    # which runs out of memory twice too: that fails the confirm, not the search
+    assert len(merges) == 8
+    assert sum("retrying once after freeing" in s for s in lines) == 4
+    assert any(s.startswith("confirm trial     0  FAILED  CandidateOutOfMemory") for s in lines), (
+        lines
+    )
+    assert res.metrics["champion_trial"] == 0
