@@ -314,6 +314,82 @@ def graph_step_ms(evaluator: Any, device: str, reps: int = 50) -> float | None:
     return start.elapsed_time(end) / reps
 
 
+def kernel_kind(name: str) -> str:
+    """A device kernel's kind, from its name (cuBLAS/CUTLASS, attention, Inductor, copies)."""
+    n = name.lower()
+    if any(k in n for k in ("flash", "fmha", "attention", "_split_kernel", "_combine_kernel")):
+        return "attention"
+    if any(k in n for k in ("gemm", "cutlass", "nvjet", "xmma", "cublas", "matmul")):
+        return "matmul"
+    if n.startswith("triton_"):
+        return "inductor (norms, rotary, SiLU, residuals)"
+    if any(k in n for k in ("memcpy", "memset", "copy", "fill", "index", "cat")):
+        return "copies and indexing"
+    return "other"
+
+
+def kernel_table(run: Any, device: str, per: int = 1) -> dict[str, Any]:
+    """What ``run()`` launches on the device (``torch.profiler``): kernels and time by name and
+    kind, divided by ``per`` (e.g. per decode step).  On CPU: the ops, for the smoke test."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = device.startswith("cuda")
+    try:
+        with profile(activities=[ProfilerActivity.CUDA if cuda else ProfilerActivity.CPU]) as prof:
+            run()
+            sync(device)
+        rows = []
+        for e in prof.key_averages():
+            us = getattr(e, "device_time_total", None) or getattr(e, "cuda_time_total", 0)
+            us = us if cuda else e.self_cpu_time_total
+            if us:
+                rows.append({"name": e.key[:160], "count": e.count / per, "us": us / per})
+    except Exception as err:  # noqa: BLE001 - a profile is a bonus, never a failed stage
+        return {"error": repr(err)}
+    rows.sort(key=lambda r: -r["us"])
+    kinds: dict[str, dict[str, float]] = {}
+    for r in rows:
+        k = kinds.setdefault(kernel_kind(r["name"]), {"count": 0.0, "us": 0.0})
+        k["count"] += r["count"]
+        k["us"] += r["us"]
+    return {"per": per, "kernels": sum(r["count"] for r in rows),
+            "us": sum(r["us"] for r in rows), "by_kind": kinds, "top": rows[:25]}  # fmt: skip
+
+
+def profiles(evaluator: Any, device: str, max_gen: int, reps: int = 20) -> dict[str, Any] | None:
+    """Kernel tables of one decode step (replays of the largest captured graph, at a half-full
+    cache) and of one prefill (the last candidate's prompts, stopped after the first token):
+    what the decode step's and the prefill's distance to their floors is made of."""
+    dec = evaluator.decoders._decoder
+    if dec is None or not dec._steps:
+        return None
+    out: dict[str, Any] = {}
+    (bsz, slots), step = max(dec._steps.items(), key=lambda kv: kv[0])
+
+    def steps() -> None:
+        for _ in range(reps):
+            step.pos.fill_(slots // 2)
+            if step.graph is not None:
+                step.graph.replay()
+            else:
+                dec._decode(step, bsz, slots)
+
+    out["decode_step"] = kernel_table(steps, device, per=reps)
+    out["decode_step"]["batch"] = bsz
+    encoded = [v for enc in evaluator._encodings.values() for k, v in enc.items()
+               if k[0] == "tok_batch_encode"]  # fmt: skip
+    if encoded:
+        ids, mask = max(encoded, key=lambda v: v[0].shape[0])
+        rows = [ids[i][mask[i].bool()].tolist() for i in range(ids.shape[0])]
+
+        def prefill() -> None:  # every row done at its first token: no decode step
+            dec.generate(rows, max_gen, lambda r, t: True)
+
+        out["prefill"] = kernel_table(prefill, device)
+        out["prefill"]["rows"] = len(rows)
+    return out
+
+
 def matmul_tflops(device: str) -> float | None:
     """The card's bf16 matrix rate as measured here (8192^3, mean of 10 after 3 warm-ups)."""
     if not device.startswith("cuda"):
@@ -379,6 +455,13 @@ def stage_size(size: str, args: argparse.Namespace, work: Path, plan: dict) -> d
     dec = evaluator.decoders._decoder
     stats = dict(dec.stats.__dict__) if dec is not None else None
     peak = torch.cuda.max_memory_allocated() / 2**30 if dev.startswith("cuda") else None
+    # after the stats and the peak: the profiles' prefill is not a candidate's
+    prof = profiles(evaluator, dev, args.max_gen) if args.profile else None
+    for part, table in (prof or {}).items():
+        kinds = ", ".join(f"{k} {v['us'] / 1e3:.2f} ms ({v['count']:.0f})"
+                          for k, v in table.get("by_kind", {}).items())  # fmt: skip
+        log(f"{size} {part} kernels: {table.get('kernels', 0):.0f} in "
+            f"{table.get('us', 0) / 1e3:.2f} ms: {kinds} {table.get('error', '')}")  # fmt: skip
 
     # DFS: model A's path with one B layer swapped in, scales != 1
     n_layers = SHAPES[size]["num_hidden_layers"]
@@ -496,6 +579,7 @@ def stage_size(size: str, args: argparse.Namespace, work: Path, plan: dict) -> d
         "generation_equal_fp32_random": agree32,
         "peak_gpu_gib": peak,
         "memory": memory,
+        "kernel_profiles": prof,
         "decode_stats": stats,
         "floors": {
             "merge_bytes": nbytes * 5,  # read base + 2 sources (+ their deltas), write 1
@@ -526,6 +610,7 @@ def stage_1000q(
             f"decode {m.get('decode_s', 0):.2f} s = {m.get('decode_step_ms', 0):.2f} ms/step, "
             f"host checks {m.get('check_s', 0):.2f} s)")  # fmt: skip
     step_ms = graph_step_ms(evaluator, dev)
+    prof = profiles(evaluator, dev, args.max_gen) if args.profile else None
     warm = runs[1:] or runs
     evaluator.decoders.clear()
     del evaluator
@@ -535,7 +620,7 @@ def stage_1000q(
             "prefill_s": median(warm, "prefill_s"),
             "prefill_tflops": median(warm, "prefill_tflops"),
             "decode_step_ms": median(warm, "decode_step_ms"), "decode_step_graph_ms": step_ms,
-            "eval_s": median(warm, "eval_s")}  # fmt: skip
+            "eval_s": median(warm, "eval_s"), "kernel_profiles": prof}  # fmt: skip
 
 
 def stage_zoo(args: argparse.Namespace, work: Path, plan: dict) -> dict[str, Any]:
@@ -740,16 +825,57 @@ def render_markdown(doc: dict[str, Any]) -> str:
             f"| | | | {_f(z.get('ours_s'), '.2f', ' s')} / "
             f"{_f(z.get('mergekit_ondisk_s'), '.2f', ' s')} | equal: {z['scores_equal']} |"
         )
+    for key, name in (("0.37b", "0.37B"), ("7b", "7B-shaped")):
+        lines += _detail_lines(doc.get(key), name)
+        lines += _detail_lines((doc.get(key) or {}).get("q1000"), f"{name} 1,000 q")
     lines += ["", "| goal | measured | |", "|---|---|---|"]
     for g in doc.get("goals", []):
         mark = {True: "met", False: "**missed**", None: "not measured"}[g["met"]]
         v = g["measured"]
         shown = f"{v:.4g}" if isinstance(v, float) else str(v)
         lines.append(f"| {g['goal']} | {shown} | {mark} |")
-    for k in ("skipped", "failed"):
-        if doc.get(k):
-            lines.append(f"\n{k}: {doc[k]}")
+    if doc.get("skipped"):
+        lines.append(f"\nSkipped (did not fit the call): {', '.join(doc['skipped'])}.")
+    if doc.get("failed"):
+        lines.append("\nFailed stages (the exception, cut at 200 characters):\n")
+        for stage, why in doc["failed"].items():
+            why = str(why)
+            lines.append(f"- `{stage}`: `{why[:200]}{'...' if len(why) > 200 else ''}`")
+    if doc.get("notes"):
+        lines.append("\nNotes:\n")
+        lines += [f"- {note}" for note in doc["notes"]]
     return "\n".join(lines) + "\n"
+
+
+def _detail_lines(b: dict[str, Any] | None, name: str) -> list[str]:
+    """Memory and kernel-profile lines of one size block (absent keys: nothing)."""
+    if not b:
+        return []
+    out = []
+    mem = b.get("memory") or {}
+    if mem.get("sources_gib") is not None:
+        cache = mem.get("rank_cache") or {}
+        out.append(
+            f"- {name} memory: sources {_f(mem.get('sources_gib'), '.1f', ' GiB')}, after the "
+            f"candidates {_f(mem.get('after_candidates_gib'), '.1f', ' GiB')} (rank cache "
+            f"{_f(mem.get('rank_cache_gib'), '.1f', ' GiB')}, kept: {cache.get('cached')}), "
+            f"before MergeKit's path {_f(mem.get('before_mergekit_gib'), '.1f', ' GiB')}"
+        )
+    for part, table in (b.get("kernel_profiles") or {}).items():
+        if "error" in table:
+            out.append(f"- {name} {part} profile failed: `{table['error'][:160]}`")
+            continue
+        what = (f"decode step, batch {table.get('batch')}" if part == "decode_step"
+                else f"prefill of {table.get('rows')} rows")  # fmt: skip
+        kinds = "; ".join(
+            f"{k} {v['us'] / 1e3:.3f} ms in {v['count']:.0f}"
+            for k, v in sorted(table["by_kind"].items(), key=lambda kv: -kv[1]["us"])
+        )
+        out.append(
+            f"- {name} {what}: {table['kernels']:.0f} kernels, "
+            f"{table['us'] / 1e3:.3f} ms of device time: {kinds}"
+        )
+    return [""] + out if out else []
 
 
 # ----------------------------------------------------------------------------------- main
@@ -805,6 +931,12 @@ def main() -> None:
         help="0.37B random merge: fp32 HF-vs-engine rows (0: skip)",
     )
     ap.add_argument("--equality-tokens", type=int, default=64)
+    ap.add_argument(
+        "--no-profile",
+        dest="profile",
+        action="store_false",
+        help="skip the kernel tables of a decode step and a prefill (torch.profiler)",
+    )
     ap.add_argument("--skip-equality", action="store_true", help="same as --equality-rows 0")
     ap.add_argument(
         "--deadline",

@@ -29,3 +29,13 @@ def test_candidate_cost_quick_writes_the_issue_keys(tmp_path: Path) -> None:
     assert block["merge_path"] == "batched"  # the batched kernels, not MergeKit's tasks
     assert block["scores"]["ours"] and block["scores"]["mergekit"]
     assert {g["goal"] for g in doc["goals"]} and block["q1000"]["questions"] == 12
+    assert block["memory"]["rank_cache"]["need"] > 0  # TIES over two sources: ranks kept
+    profiles = block["kernel_profiles"]  # on CPU: the ops of a decode step and of a prefill
+    assert profiles["decode_step"]["kernels"] > 0 and profiles["prefill"]["rows"] == 4, profiles
+    md = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "candidate_cost.py"), "--render", str(out)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "| goal | measured |" in md.stdout and "0.37B decode step, batch 4" in md.stdout
