@@ -156,9 +156,11 @@ def test_polish_and_init_options_are_validated():
                 "polish_step": 0.01,
                 "polish_min_step": 0.02,
                 "init_indicators": "a",
+                "polish_order": "longest",
             }
         )
     msg = str(e.value)
+    assert "dfs.polish_order: Input should be 'flips' or 'runs'" in msg
     assert "dfs.polish_share: Input should be less than or equal to 1" in msg
     assert "dfs.polish_min_step: must be <= polish_step (0.01)" in msg
     assert "dfs.init_indicators: Input should be 'model_a', 'paper'" in msg
