@@ -598,7 +598,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="only merge these tables' JSON (e.g. one per zoo seed, run on separate machines) "
         "into --json and --md",
     )  # fmt: skip
-    ap.add_argument("--search-wall", type=float, default=None, help="seconds per search (cap)")
+    ap.add_argument(
+        "--search-wall", action="append", default=[], metavar="[KIND=]S",
+        help="seconds per search (cap); KIND=S for one search kind (its twin included), e.g. "
+        "--search-wall 60 --search-wall ps_dfs=110 (two stages)",
+    )  # fmt: skip
     ap.add_argument("--title", default="The zoo table (issue 17: search quality)")
     ap.add_argument(
         "--hand-starts", action=argparse.BooleanOptionalAction, default=True,
@@ -626,6 +630,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.zoo = args.zoo or [REPO / "fixtures" / "zoo-paths"]
     if args.run and len(args.zoo) > 1:
         ap.error("--run reuses a search of one zoo: give one --zoo")
+    args.search_wall = search_walls(args.search_wall, ap.error)
     args.full_fidelity = [k for k in args.full_fidelity.split(",") if k.strip()]
     bad = [k for k in args.full_fidelity if k not in KINDS]
     if bad:
@@ -641,6 +646,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if args.confirm_questions is None:
             args.confirm_questions = 10
     return args
+
+
+def search_walls(items: list[str], error: Callable[[str], Any]) -> dict[str, float]:
+    """``--search-wall`` values: ``S`` (every search, key ``""``) or ``KIND=S``."""
+    out: dict[str, float] = {}
+    for item in items:
+        kind, _, value = item.rpartition("=")
+        if kind and kind not in KINDS:
+            error(f"--search-wall {item}: {kind} is not a search kind; valid: {', '.join(KINDS)}")
+        try:
+            out[kind] = float(value)
+        except ValueError:
+            error(f"--search-wall {item}: {value!r} is not a number of seconds")
+        if out.get(kind, 1.0) <= 0:
+            error(f"--search-wall {item}: seconds must be > 0")
+    return out
+
+
+def search_wall(walls: dict[str, float], kind: str) -> float | None:
+    """The wall-clock cap of one search (``<kind>:full`` takes its kind's)."""
+    return walls.get(kind.removesuffix(FULL), walls.get(""))
 
 
 def search_kinds(args: argparse.Namespace) -> list[str]:
@@ -855,7 +881,7 @@ def table_for_zoo(
             limit=args.limit,
             device=args.device,
             reuse=kind in reuse,
-            wall=args.search_wall,
+            wall=search_wall(args.search_wall, kind),
             ps_trials=args.ps_trials,
             confirm=args.confirm_questions,
         )

@@ -322,6 +322,12 @@ class DFSConfig(_Strict):
     polish_share: Float = Field(1.0, ge=0.0, le=1.0)
     polish_step: Float = Field(0.05, gt=0.0, le=0.5)  # scale move, fraction of scale_bounds range
     polish_min_step: Float = Field(0.005, gt=0.0)  # the move halves down to this
+    # the order the polish tries path moves in, which decides what it sees when the stage's
+    # budget left is smaller than a neighbourhood (~2T path moves): "flips" single-slot flips,
+    # then shifts and swaps, then run moves (short runs first); "runs" the run moves first,
+    # their lengths coarse to fine (half a run, then quarters, ...), then swaps, shifts, flips,
+    # and a run swap lands in the repetition that keeps its place in the path (docs/search.md)
+    polish_order: Literal["flips", "runs"] = "flips"
 
     @field_validator("models")
     @classmethod

@@ -256,13 +256,14 @@ class DFSSpace:
         - a layer replaced by the same-depth layer of another model, in the same repetition.
         Shifts and swaps are two flips at once, which single flips reach only through a worse
         path in between; run moves (:meth:`_run_moves`) swap or drop several layers at once.
+        Order (``dfs.polish_order``, what a polish with less budget than moves gets to try):
+        flips, shifts and swaps, runs; or runs (coarse to fine), swaps, shifts, flips.
         ``step`` is a fraction of the scale bounds' range.  Moves stay inside the range a trial
         can take (:meth:`VectorSpace.box`); a flip that cannot cross 0 there
         is left out, as are scale entries the path does not use (they cannot change the model).
         """
         lo, hi = self.vector.box()
         i, _ = self.split(x)
-        out: list[tuple[str, np.ndarray]] = []
         eps = 1e-3 * (self.cfg.indicator_bounds[1] - self.cfg.indicator_bounds[0])
         flipped: dict[int, float] = {}  # slot -> flipped value, for slots a trial can flip
         if self.cfg.evolve in ("both", "indicators"):
@@ -272,10 +273,11 @@ class DFSSpace:
                 new = min(max(-v, eps), hi[k]) if v <= 0 else max(-v, lo[k])
                 if (new > 0) != (v > 0):
                     flipped[t] = new
+        flips: list[tuple[str, np.ndarray]] = []
         for t, new in flipped.items():
             y = x.copy()
             y[t - self.window[0]] = new
-            out.append((f"flip I.{t:05d}", y))
+            flips.append((f"flip I.{t:05d}", y))
         offset = np.concatenate([[0], np.cumsum(self.layer_counts)])
         pairs: list[tuple[str, int, int]] = []
         for t in flipped:
@@ -289,13 +291,19 @@ class DFSSpace:
                     u = rep * self.M + int(offset[m2]) + depth
                     if u in flipped:
                         pairs.append(("swap", t, u))
+        twos: list[tuple[str, np.ndarray]] = []
         for kind, t, u in pairs:
             if (i[t] > 0) != (i[u] > 0):
                 y = x.copy()
                 y[t - self.window[0]] = flipped[t]
                 y[u - self.window[0]] = flipped[u]
-                out.append((f"{kind} I.{t:05d} I.{u:05d}", y))
-        out += self._run_moves(x, i, flipped)
+                twos.append((f"{kind} I.{t:05d} I.{u:05d}", y))
+        runs = self._run_moves(x, i, flipped)
+        if self.cfg.polish_order == "runs":  # the largest changes first (dfs.polish_order)
+            out = runs + [m for m in twos if m[0].startswith("swap")]
+            out += [m for m in twos if not m[0].startswith("swap")] + flips
+        else:
+            out = flips + twos + runs
         used = self.used_scales(i)
         slo, shi = self.cfg.scale_bounds
         for k, d in enumerate(self.vector.dims):
@@ -318,8 +326,10 @@ class DFSSpace:
         """Block moves on the path's runs (consecutive layers of one model in one repetition).
 
         For each run and each of its prefixes and suffixes of 2 or more layers: *swap* it for the
-        same-depth layers of another model (several single swaps at once), and *drop* it (not
-        the whole run: several flips at once). A chain of single moves reaches these only when
+        same-depth layers of another model (several single swaps at once; in the same
+        repetition, or with ``polish_order: runs`` in whichever repetition keeps them at the
+        run's place in the path, and only then), and *drop* it (not the whole run: several flips
+        at once). A chain of single moves reaches these only when
         each step improves; measured where none does (docs/planted.md ``dfs_r1013``: the path
         starts after dropping two of A's first layers, each drop alone worse; the DFS zoo: MATH's
         layers under VERBS' embeddings, 5-15% until most of them are in).
@@ -337,10 +347,10 @@ class DFSSpace:
                 runs[-1].append(t)
             else:
                 runs.append([t])
-        out: list[tuple[str, np.ndarray]] = []
+        out: list[tuple[int, str, np.ndarray]] = []  # (coarseness rank, label, vector)
         seen: set[tuple[int, ...]] = set()
 
-        def add(label: str, off: list[int], on_: list[int]) -> None:
+        def add(rank: int, label: str, off: list[int], on_: list[int]) -> None:
             key = (*off, -1, *on_)
             if key in seen:
                 return
@@ -348,23 +358,48 @@ class DFSSpace:
             y = x.copy()
             for t in (*off, *on_):
                 y[t - self.window[0]] = flipped[t]
-            out.append((label, y))
+            out.append((rank, label, y))
+
+        # polish_order "runs": a swap puts the other model's layers where the run's were in the
+        # path, in the repetition that keeps them there (A's slots come first in each
+        # repetition, so B's layers before A's must sit one repetition earlier)
+        in_place = self.cfg.polish_order == "runs"
+        on_slots = [t for t in range(self.T) if i[t] > 0]
+
+        def reps(rep: int) -> list[int]:
+            near = (rep, rep - 1, rep + 1) if in_place else (rep,)
+            return [r for r in near if 0 <= r < self.cfg.repeats]
+
+        def keeps_place(part: list[int], dst: list[int]) -> bool:
+            swap = dict(zip(part, dst, strict=True))
+            want = [swap.get(t, t) % self.M for t in on_slots]
+            got = [t % self.M for t in sorted(set(on_slots) - set(part) | set(dst))]
+            return got == want
 
         for run in runs:
             n = len(run)
             rep, m = run[0] // self.M, int(self.owner[run[0] % self.M])
+            rank = {k: r for r, k in enumerate(coarse_to_fine(2, n))}
             for k in range(2, n + 1):
                 for part in (run[:k], run[n - k :]):
                     depths = [t % self.M - int(offset[m]) for t in part]
                     for m2 in range(len(self.layer_counts)):
                         if m2 == m or max(depths) >= self.layer_counts[m2]:
                             continue
-                        dst = [rep * self.M + int(offset[m2]) + d for d in depths]
-                        if all(u in flipped and i[u] <= 0 for u in dst):
-                            add(f"swap-run I.{part[0]:05d}..I.{part[-1]:05d} -> m{m2}", part, dst)
+                        for r2 in reps(rep):
+                            dst = [r2 * self.M + int(offset[m2]) + d for d in depths]
+                            if not all(u in flipped and i[u] <= 0 for u in dst):
+                                continue
+                            if in_place and not keeps_place(part, dst):
+                                continue
+                            label = f"swap-run I.{part[0]:05d}..I.{part[-1]:05d} -> m{m2}"
+                            add(rank[k], label + (f" r{r2}" if r2 != rep else ""), part, dst)
+                            break
                     if k < n:
-                        add(f"drop-run I.{part[0]:05d}..I.{part[-1]:05d}", part, [])
-        return out
+                        add(rank[k], f"drop-run I.{part[0]:05d}..I.{part[-1]:05d}", part, [])
+        if self.cfg.polish_order == "runs":  # stable: within a rank, the runs in path order
+            out.sort(key=lambda move: move[0])
+        return [(label, y) for _, label, y in out]
 
     def path_vector(self, slots: list[int]) -> np.ndarray:
         """The vector whose path is exactly ``slots`` (on at +2 sigma, off at -2 sigma, as
@@ -439,6 +474,26 @@ def tokenizer_path(cfg: SearchConfig) -> str | None:
     if tok is None or tok in ("base", "union"):
         return tok
     return cfg.model_path(tok)
+
+
+def coarse_to_fine(lo: int, hi: int) -> list[int]:
+    """``lo..hi`` in bisection order: the middle, then the middles of both halves, and so on.
+
+    The run moves' lengths in this order (``dfs.polish_order: runs``) try cut points spread over
+    the whole run before neighbouring ones: a polish that can afford only some of them still
+    sees the coarse shape of the fitness along the run (where one model's layers should end)."""
+    out: list[int] = []
+    spans = [(lo, hi)]
+    while spans:
+        nxt: list[tuple[int, int]] = []
+        for a, b in spans:
+            if a > b:
+                continue
+            mid = (a + b) // 2
+            out.append(mid)
+            nxt += [(a, mid - 1), (mid + 1, b)]
+        spans = nxt
+    return out
 
 
 def start_slots(

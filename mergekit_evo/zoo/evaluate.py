@@ -66,12 +66,14 @@ def accuracy(
     prompt_format: str | None = None,
     scoring: str = "number",
     until: Sequence[str] = (),
+    samples: list[dict[str, str]] | None = None,
     **kw,
 ) -> float:
     """Fraction of records answered right: the answer number matches the reference's
     (``scoring="number"``), or the first generated line equals the reference (``"text"``).
     ``prompt_format``: a format string over ``question`` (default ``corpus.prompt``);
-    ``until``: the task's stop strings (the generation is cut at the first, as lm-eval does)."""
+    ``until``: the task's stop strings (the generation is cut at the first, as lm-eval does);
+    ``samples``: gets the first 3 generations with their gold answers (what a score of 0 was)."""
     prompts = [
         prompt(r["question"]) if prompt_format is None else prompt_format.format(**r)
         for r in records
@@ -79,6 +81,10 @@ def accuracy(
     outs = generate(model, tokenizer, prompts, **kw)
     for stop in until:
         outs = [o.split(stop)[0] for o in outs]
+    if samples is not None:
+        samples += [
+            {"output": o, "gold": r["answer"]} for o, r in zip(outs[:3], records, strict=False)
+        ]
     if scoring == "text":
         got = [o.strip().split("\n")[0].strip() for o in outs]
         return sum(g == r["answer"].strip() for g, r in zip(got, records, strict=True)) / len(
@@ -112,6 +118,54 @@ def task_vector_stats(
         "rel_norm_b": float(db.norm() / w.norm()),
         "cosine": float(torch.dot(da, db) / (da.norm() * db.norm() + 1e-12)),
     }
+
+
+_LAYER = re.compile(r"\.layers\.(\d+)\.")
+
+
+def task_vector_parts(
+    base: Mapping[str, torch.Tensor],
+    a: Mapping[str, torch.Tensor],
+    b: Mapping[str, torch.Tensor],
+    group: int = 10,
+) -> dict[str, dict[str, float]]:
+    """Where each task vector sits: per part (the embeddings, each group of ``group``
+    transformer layers, the rest: final norm and an untied head), each vector's norm relative
+    to the base's part and their cosine there. Two vectors that overlap in a part are where a
+    weight merge adds one skill's change on top of the other's (design ``real-base``)."""
+
+    def part(key: str) -> str:
+        m = _LAYER.search(key)
+        if m:
+            lo = int(m.group(1)) // group * group
+            return f"layers {lo}-{lo + group - 1}"
+        return "embeddings" if "embed_tokens" in key else "other"
+
+    acc: dict[str, list[float]] = {}
+    for key in base:
+        w = base[key].float()
+        da, db = a[key].float() - w, b[key].float() - w
+        s = acc.setdefault(part(key), [0.0, 0.0, 0.0, 0.0])
+        s[0] += float((w * w).sum())
+        s[1] += float((da * da).sum())
+        s[2] += float((db * db).sum())
+        s[3] += float((da * db).sum())
+    out = {}
+    for name, (ww, aa, bb, ab) in sorted(acc.items(), key=lambda kv: _part_order(kv[0])):
+        out[name] = {
+            "rel_norm_a": (aa / ww) ** 0.5 if ww else 0.0,
+            "rel_norm_b": (bb / ww) ** 0.5 if ww else 0.0,
+            "cosine": ab / ((aa * bb) ** 0.5 + 1e-30),
+        }
+    return out
+
+
+def _part_order(name: str) -> tuple[int, int]:
+    if name == "embeddings":
+        return (0, 0)
+    if name.startswith("layers "):
+        return (1, int(name.split()[1].split("-")[0]))
+    return (2, 0)
 
 
 def hand_merge_name(sources: Sequence[str]) -> str:
@@ -148,6 +202,7 @@ def sanity_table(
     models[label] = merged
     models = {k: m.to(device) for k, m in models.items()}
     table: dict[str, dict[str, float]] = {}
+    samples: dict[str, list[dict[str, str]]] = {}
     max_new = manifest.get("max_gen_toks", 32)
     for split, info in manifest["splits"].items():
         records = load_split(zoo_dir / info["data"])[:max_records]
@@ -155,11 +210,19 @@ def sanity_table(
         kw = {"prompt_format": info.get("prompt"), "scoring": scoring,
               "until": info.get("until", ()),
               "max_new_tokens": max_new if scoring == "number" else 64}  # fmt: skip
-        table[split] = {name: accuracy(m, tok, records, **kw) for name, m in models.items()}
+        table[split] = {}
+        for name, m in models.items():
+            got: list[dict[str, str]] | None = [] if name == label else None
+            table[split][name] = accuracy(m, tok, records, samples=got, **kw)
+            if got is not None:
+                samples[split] = got
+    a, b = sds[sources[0]], sds[sources[1]]
     return {
         "accuracy": table,
         "sources": sources,
-        "task_vectors": task_vector_stats(sds["base"], sds[sources[0]], sds[sources[1]]),
+        "task_vectors": task_vector_stats(sds["base"], a, b),
+        "task_vector_parts": task_vector_parts(sds["base"], a, b),
+        "merge_samples": {"model": label, **samples},
     }
 
 
@@ -176,4 +239,20 @@ def format_table(result: dict) -> str:
         f"\n|d{a}|/|base| = {tv['rel_norm_a']:.4f}, |d{b}|/|base| = {tv['rel_norm_b']:.4f}, "
         f"cos(d{a}, d{b}) = {tv['cosine']:.3f}"
     )
+    parts = result.get("task_vector_parts")
+    if parts:
+        head = f"| part | norm d{a} / base | norm d{b} / base | cos |"
+        lines += ["", head, "|---|---|---|---|"]
+        for name, p in parts.items():
+            lines.append(
+                f"| {name} | {p['rel_norm_a']:.4f} | {p['rel_norm_b']:.4f} | {p['cosine']:.3f} |"
+            )
+    if result.get("merge_samples"):
+        lines.append("")
+    for split, got in (result.get("merge_samples") or {}).items():
+        if split == "model":
+            continue
+        for g in got[:2]:
+            lines.append(f"{split} ({result['merge_samples']['model']}): {g['output'].strip()!r}"
+                         f"  gold {g['gold'].strip()[-60:]!r}")  # fmt: skip
     return "\n".join(lines)

@@ -10,7 +10,9 @@ it, deterministic from the seed:
 - **LANG**: language L' (``real_text``), learnt from general English prose (the standard
   library's documentation) and sentences in the problems' vocabulary, turned into L':
   translation both ways and plain L' text. No arithmetic: no digit in the prose, no worked
-  answer, no question answered.
+  answer, no question answered. Trained in its embeddings (tied with the head) and layers 0-9
+  only (``gpu`` preset): where a language adaptation lives, and away from the layers MATH's
+  answers come from (trained in all its weights, LANG overrode MATH in every merge).
 - **Target**: MATH's problems asked in L', the answer a number (worked, then ``#### N``):
   ``target_search`` (fitness) and ``target_heldout`` (report) are disjoint draws, and no
   training example of either source contains one of their questions.

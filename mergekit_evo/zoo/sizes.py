@@ -108,10 +108,13 @@ REAL_SIZES: dict[str, RealSize] = {
         lang_frozen=("embeddings", "head", "layers:0-27"), save_dtype="bfloat16",
     ),
     # the H200 zoo: each fine-tune well under a minute; target_search large enough for
-    # fitness slices plus a confirmation slice
+    # fitness slices plus a confirmation slice. LANG is trained in its embeddings (= head) and
+    # layers 0-9 only: trained in all its weights (8x MATH's vector) its upper layers overrode
+    # MATH's in every merge (equal-weight merge: MATH's skill 100% -> 5%); confined, the merge
+    # composes (task arithmetic up to 28% on the target vs 6% for any source; docs/zoo-design.md)
     "gpu": RealSize(
         name="gpu", ft_batch=32, math_steps=300, math_lr=1e-4, math_examples=8000,
         lang_steps=400, lang_lr=2e-4, lang_examples=12000, search_n=1000, heldout_n=400,
-        skill_n=200,
+        skill_n=200, lang_frozen=("layers:10-29",),
     ),
 }  # fmt: skip

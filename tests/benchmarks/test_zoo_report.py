@@ -221,3 +221,24 @@ def test_real_base_goals_are_issue_18s(zr) -> None:
     h = base | {"hand:task_arithmetic": 0.58}
     bad = zr.goals(_rows(**h, ps=0.60, dfs=0.29, ps_dfs=0.60), ["math", "lang"], "real-base")
     assert [g["holds"] for g in bad] == [False, False, True]
+
+
+def test_real_base_ps_dfs_is_judged_against_the_search_its_ps_stage_repeats(zr) -> None:
+    """PS+DFS on the method choice is compared with ps_choice (its first stage), not with the
+    DARE-TIES search; ps_choice is a searched champion; a missing row is not measured."""
+    base = dict(math=0.05, lang=0.07, **{"hand:grid": 0.22, "control:constant": 0.09})
+    rows = _rows(**base, ps=0.30, ps_choice=0.26, dfs=0.20, ps_dfs=0.27)
+    rows["ps_dfs"]["ps_methods"] = ["task_arithmetic", "ties", "dare_ties"]
+    g = zr.goals(rows, ["math", "lang"], "real-base")
+    assert [x["holds"] for x in g] == [True, True, True]
+    assert "PS (ps_choice, its first stage's search) 0.2600" in g[2]["numbers"]
+    assert "; ps 0.3000" in g[2]["numbers"]
+    rows["ps_dfs"]["ps_methods"] = ["dare_ties"]  # a DARE-TIES first stage: against ps
+    assert zr.goals(rows, ["math", "lang"], "real-base")[2]["holds"] is False
+    only_choice = _rows(**base, ps_choice=0.33)
+    g = zr.goals(only_choice, ["math", "lang"], "real-base")
+    assert g[0]["holds"] is True and "method as a choice 0.3300" in g[0]["numbers"]
+    assert [x["holds"] for x in g[1:]] == [None, None]
+    assert g[1]["numbers"] == "not measured: no held-out score for dfs"
+    assert "no held-out score for ps_dfs, ps, dfs" in g[2]["numbers"]
+    assert zr.goals(_rows(**base), ["math", "lang"], "real-base")[0]["holds"] is None

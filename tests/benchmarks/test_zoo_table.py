@@ -50,6 +50,17 @@ def test_quick_keeps_budgets_given(zt) -> None:
     assert (args.limit, args.heldout_limit) == (10, 20)
 
 
+def test_search_wall_per_kind(zt) -> None:
+    args = zt.parse_args(["--search-wall", "60", "--search-wall", "ps_dfs=110"])
+    assert zt.search_wall(args.search_wall, "ps") == 60.0
+    assert zt.search_wall(args.search_wall, "ps_dfs") == 110.0
+    assert zt.search_wall(args.search_wall, "ps_dfs:full") == 110.0
+    assert zt.search_wall(zt.parse_args([]).search_wall, "dfs") is None
+    for bad in ("bogus=5", "ps=soon", "0"):
+        with pytest.raises(SystemExit):
+            zt.parse_args(["--search-wall", bad])
+
+
 def test_full_twin_drops_fidelity_only(zt) -> None:
     recipe = zt.RECIPE_SETS["paths"]["ps_choice"]
     on = zt.search_config("ps_choice", recipe, ZOO, 7, None, "cpu")

@@ -156,9 +156,11 @@ def test_polish_and_init_options_are_validated():
                 "polish_step": 0.01,
                 "polish_min_step": 0.02,
                 "init_indicators": "a",
+                "polish_order": "longest",
             }
         )
     msg = str(e.value)
+    assert "dfs.polish_order: Input should be 'flips' or 'runs'" in msg
     assert "dfs.polish_share: Input should be less than or equal to 1" in msg
     assert "dfs.polish_min_step: must be <= polish_step (0.01)" in msg
     assert "dfs.init_indicators: Input should be 'model_a', 'paper'" in msg
@@ -200,3 +202,52 @@ def test_polish_leaves_a_plateau_through_a_run_move(tmp_path):
     polish = StageContext(study, space, plateau, rd, StopRule(200, 6), **quiet)
     run_polish(polish, step=0.1, min_step=0.01)
     assert study.best_value == 10.0
+
+
+def test_coarse_to_fine_visits_every_length_once_middle_first():
+    from mergekit_evo.space.dfs import coarse_to_fine
+
+    assert coarse_to_fine(2, 30)[:7] == [16, 8, 23, 4, 12, 19, 27]
+    assert sorted(coarse_to_fine(2, 30)) == list(range(2, 31))
+    assert coarse_to_fine(2, 2) == [2] and coarse_to_fine(3, 2) == []
+
+
+def _cut(c: int, a: int = 0, b: int = 1, n: int = 30) -> list[tuple[int, int]]:
+    """The path "model a's layers 0..c-1, then model b's layers c..n-1"."""
+    return [(a, k) for k in range(c)] + [(b, k) for k in range(c, n)]
+
+
+def test_polish_order_runs_tries_the_cut_points_of_a_long_run_first():
+    """The real-base zoo's DFS (two 30-layer models, A = LANG): the measured good paths are
+    "LANG 0-2 / 0-5, then MATH's layers", one run swap from A's own path. In the default order
+    they come after ~270 single flips, shifts and short runs (a 24-80 trial polish never saw
+    them, docs/zoo-design.md); with ``polish_order: runs`` among the first 30 moves."""
+    for order, rank in (("flips", 250), ("runs", 0)):
+        cfg = DFSConfig(repeats=2, scales="compact", pin_ends=False, polish_order=order)
+        space = DFSSpace(["lang", "math"], [30, 30], cfg, sigma0=1 / 6, cma=True)
+        moves = space.neighbours(space.vector.x0(), 0.05)
+        paths = [space.layer_path(y) for _, y in moves]
+        assert paths.index(_cut(3)) > rank
+        if order == "runs":
+            assert paths.index(_cut(3)) < 30
+            assert all("-run " in label for label, _ in moves[:80])
+            assert moves[-1][0].startswith("W.") and moves[-3][0].startswith("flip")
+
+
+def test_polish_order_runs_swaps_a_run_into_the_repetition_that_keeps_its_place():
+    """PS+DFS's DFS stage: A = the PS champion, B = LANG. LANG's layers under the champion's
+    must sit one repetition before the champion's (A's slots come first in each repetition):
+    from "LANG 0-14, PS 15-29" one run swap reaches "LANG 0-2, PS 3-29" only in place."""
+    got = {}
+    for order in ("flips", "runs"):
+        cfg = DFSConfig(repeats=2, scales="compact", pin_ends=False, polish_order=order)
+        space = DFSSpace(["ps", "lang"], [30, 30], cfg, sigma0=1 / 6, cma=True)
+        half = space.path_vector(list(range(30, 45)) + list(range(60 + 15, 60 + 30)))
+        assert space.layer_path(half) == _cut(15, 1, 0)
+        moves = space.neighbours(half, 0.05)
+        got[order] = {str(space.layer_path(y)): label for label, y in moves}
+    assert str(_cut(3, 1, 0)) not in got["flips"]  # same repetition: PS 3-14 before LANG 0-2
+    assert got["runs"][str(_cut(3, 1, 0))] == "swap-run I.00033..I.00044 -> m0 r1"
+    # no swap that would scramble the path's order
+    assert str([(0, k) for k in range(3, 15)] + [(1, 0), (1, 1), (1, 2)]
+               + [(0, k) for k in range(15, 30)]) not in got["runs"]  # fmt: skip
