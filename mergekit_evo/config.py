@@ -431,6 +431,8 @@ class BudgetConfig(_Strict):
     patience: Int | None = Field(None, ge=1)  # generations without improvement
     target_fitness: Float | None = None
     target_gain: Float | None = None  # relative gain over the best source model
+    # absolute gain over the best source (champion - best source: metrics.json's fitness_gain)
+    target_fitness_gain: Float | None = None
     wall_clock_s: Float | None = Field(None, gt=0)
     # a run of failed candidates means something is wrong with every candidate (a broken
     # model, a scorer that cannot run): stop and say why rather than burn the budget; null: never

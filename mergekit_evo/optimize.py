@@ -43,6 +43,7 @@ def cma_optimize(
     bounds: tuple[float, float] | Sequence[tuple[float, float]] = (0.0, 1.0),
     population_size: int | None = None,
     max_generations: int = 100,
+    max_evaluations: int | None = None,
     target_fitness: float | None = None,
     tolerance: float | None = 1e-10,
     patience: int | None = None,
@@ -52,14 +53,17 @@ def cma_optimize(
 ) -> OptimizeResult:
     """CMA-ES (Optuna ``CmaEsSampler``) over ``n`` bounded coefficients.
 
-    Stops after ``max_generations``; when the best reaches ``target_fitness``; when a whole
-    generation's values lie within ``tolerance`` of each other (converged); or after
-    ``patience`` generations without improving the best.
+    Stops after ``max_generations`` (or ``max_evaluations`` calls of ``fn``, the start point
+    included, whichever comes first; a generation may end part-way); when the best reaches
+    ``target_fitness``; when a whole generation's values lie within ``tolerance`` of each other
+    (converged); or after ``patience`` generations without improving the best.
     """
     import optuna
 
     if n < 1:
         raise ValueError("n must be >= 1")
+    if max_evaluations is not None and max_evaluations < 1:
+        raise ValueError(f"max_evaluations must be >= 1, got {max_evaluations}")
     xs = [float(x0)] * n if np.isscalar(x0) else [float(v) for v in x0]  # type: ignore[arg-type]
     bs = [tuple(bounds)] * n if np.isscalar(bounds[0]) else [tuple(b) for b in bounds]  # type: ignore[arg-type]
     if len(xs) != n or len(bs) != n:
@@ -97,17 +101,24 @@ def cma_optimize(
             best, best_x = sign * y, x
         return [y]
 
+    def left() -> int:
+        return pop if max_evaluations is None else min(pop, max_evaluations - evals)
+
     step()  # the start point
     reason = f"max_generations {max_generations} reached"
     gen = 0
     for gen in range(1, max_generations + 1):  # noqa: B007 - gen is reported
+        if left() <= 0:
+            gen -= 1
+            reason = f"max_evaluations {max_evaluations} reached"
+            break
         before = best
-        ys = [step()[0] for _ in range(pop)]
+        ys = [step()[0] for _ in range(left())]
         history.append(sign * best)
         if target_fitness is not None and sign * best >= sign * target_fitness:
             reason = "target fitness reached"
             break
-        if tolerance is not None and max(ys) - min(ys) <= tolerance:
+        if tolerance is not None and len(ys) == pop and max(ys) - min(ys) <= tolerance:
             reason = f"converged: generation spread <= {tolerance}"
             break
         stale = 0 if best > before else stale + 1

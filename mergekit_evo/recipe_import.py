@@ -45,7 +45,8 @@ def read_recipe(path: str | os.PathLike[str]) -> dict[str, Any]:
     return doc
 
 
-def _short(path: str, taken: set[str]) -> str:
+def model_name(path: str, taken: set[str]) -> str:
+    """A search config's name for a model: its folder name, made safe and unique in ``taken``."""
     name = os.path.basename(path.rstrip("/")) or path
     name = "".join(c if c.isalnum() or c in "-_" else "_" for c in name) or "model"
     if name == "ps":
@@ -216,9 +217,9 @@ def config_from_recipe(
     endpoint = _two_model_method(str(doc["merge_method"]))
     for _, path in recipe_models(doc):
         if (path != base or endpoint) and path not in models.values():
-            models[_short(path, taken)] = path
+            models[model_name(path, taken)] = path
     if not models and isinstance(base, str):  # e.g. a recipe that only reads its base
-        models[_short(base, taken)] = base
+        models[model_name(base, taken)] = base
     cfg: dict[str, Any] = {"mode": "ps", "models": models}
     if isinstance(base, str):
         cfg["base_model"] = base
@@ -276,7 +277,7 @@ def _dfs_config(
 
     models, path, _ = passthrough_path(doc)
     taken: set[str] = set()
-    names = {m: _short(m, taken) for m in models}
+    names = {m: model_name(m, taken) for m in models}
     start = [[names[m], layer] for m, layer in path]
     counts = [
         num_layers(m) if os.path.isdir(m) else max(k for n, k in path if n == m) + 1 for m in models

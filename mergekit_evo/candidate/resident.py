@@ -104,6 +104,27 @@ class ResidentCandidateBuilder(CandidateBuilder):
             self._sources[key] = model
         return model
 
+    def adopt(self, path: str, model: Any, tokenizer: Any = None) -> bool:
+        """Use ``model``, already in memory, as the resident source saved at ``path`` (its
+        weights are the folder's): no second load. Only read, never written into. False (and
+        nothing kept) when it is not on this builder's device in its dtype: then ``path`` is
+        loaded as usual."""
+        device = torch.device(self.device)
+        on = getattr(model, "device", None)
+        if (
+            on is None
+            or torch.device(on).type != device.type
+            or (device.index is not None and torch.device(on).index != device.index)
+            or getattr(model, "dtype", None) != self._torch_dtype()
+        ):
+            return False
+        model.eval()
+        key = str(Path(path).resolve())
+        self._sources[key] = model
+        if tokenizer is not None:
+            self._tokenizers[path] = self._tokenizers[key] = tokenizer
+        return True
+
     def tokenizer(self, path: str) -> Any:
         tok = self._tokenizers.get(path)
         if tok is None:

@@ -40,6 +40,8 @@ class FitnessResult:
     seconds: float
     metrics: dict[str, str] = field(default_factory=dict)  # task -> metric key that was scored
     counts: dict[str, int] = field(default_factory=dict)  # task -> questions scored
+    # lm-eval's per-document records of the scored metric's filter (``log_samples=True``)
+    samples: dict[str, list[dict[str, Any]]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -245,18 +247,20 @@ class FitnessEvaluator:
         tokenizer: Any,
         batch_size: int | None = None,
         docs: Mapping[str, range] | None = None,
+        log_samples: bool = False,
     ) -> FitnessResult:
         """Score a ``transformers`` model and tokenizer in memory (no save, no reload).
 
         ``batch_size`` overrides the spec's for this call (the out-of-memory retry halves it);
         ``docs`` scores these questions of each task (a slice, :mod:`.slices`) instead of the
-        first ``limit``; a task with an empty range is left out.
+        first ``limit``; a task with an empty range is left out. ``log_samples`` keeps each
+        document's prompt, response and score (``result.samples``).
         """
         lm = self.make_lm(model, tokenizer, batch_size)
         if self.spec.uses_engine():  # the engine checks its own logits (no hook in its graphs)
-            return self.score_lm(lm, docs)
+            return self.score_lm(lm, docs, log_samples)
         with _require_finite_logits(lm.model):
-            return self.score_lm(lm, docs)
+            return self.score_lm(lm, docs, log_samples)
 
     def make_lm(self, model: Any, tokenizer: Any, batch_size: int | None = None) -> LM:
         """lm-eval's ``hf`` model around ``model``, or ours (:mod:`.fast_lm`) per ``engine``."""
@@ -280,10 +284,13 @@ class FitnessEvaluator:
 
         return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch)
 
-    def score_lm(self, lm: LM, docs: Mapping[str, range] | None = None) -> FitnessResult:
+    def score_lm(
+        self, lm: LM, docs: Mapping[str, range] | None = None, log_samples: bool = False
+    ) -> FitnessResult:
         """Score any lm-eval ``LM`` (used by ``score``, and by tests with scripted models)."""
         t0 = time.perf_counter()
-        per_task = self.evaluate_lm(lm, docs)
+        records: dict[str, list[dict[str, Any]]] | None = {} if log_samples else None
+        per_task = self.evaluate_lm(lm, docs, records)
         scored = [t for t in self.spec.tasks if t.name in per_task]
         total = sum(t.weight for t in scored)
         score = (
@@ -303,16 +310,22 @@ class FitnessEvaluator:
             seconds=time.perf_counter() - t0,
             metrics=dict(self.metrics),
             counts=counts,
+            samples=records,
         )
 
     def evaluate_lm(
-        self, lm: LM, docs: Mapping[str, range] | None = None
+        self,
+        lm: LM,
+        docs: Mapping[str, range] | None = None,
+        records: dict[str, list[dict[str, Any]]] | None = None,
     ) -> dict[str, dict[str, float]]:
         """Run lm-eval on the built tasks: ``{task: {"metric,filter": float}}`` (no stderr).
 
         Calls lm-eval's ``evaluate`` (what ``simple_evaluate`` ends in) on the tasks built once;
         ``simple_evaluate`` would also collect pip/git environment info, ~0.5 s per candidate.
         ``docs``: lm-eval's ``samples`` (question indices per task) instead of ``limit``.
+        ``records``, when given, is filled with each task's per-document records of the scored
+        metric's filter (lm-eval's ``log_samples``).
         """
         from lm_eval.evaluator import evaluate
 
@@ -342,7 +355,7 @@ class FitnessEvaluator:
                 limit=None if samples is not None else self.spec.limit,
                 samples=samples,
                 bootstrap_iters=0,
-                log_samples=False,
+                log_samples=records is not None,
             )
         if results is None:  # non-zero rank under a distributed launcher
             raise FitnessError("lm-eval returned no results (not the rank-0 process?)")
@@ -356,6 +369,10 @@ class FitnessEvaluator:
             }
             if math.isnan(per_task[name].get(self.metrics[name], math.nan)):
                 log.warning("task %s: metric %s is missing or NaN", name, self.metrics[name])
+            if records is not None:
+                filter_name = self.metrics[name].split(",")[1]
+                logged = results.get("samples", {}).get(name, [])
+                records[name] = [r for r in logged if r.get("filter") == filter_name]
         return per_task
 
 

@@ -3,8 +3,10 @@
 ``fitness_improvement`` = (champion - best source) / |best source|, the number the paper's
 tables compare (for accuracies, > 0, this is the plain ratio; the absolute value keeps the sign
 meaningful for log-likelihood fitness, which is negative); ``null`` when the best source is 0.
-``gain_over_start`` is the same ratio against trial 0, the start point (with ``--from-recipe``,
-the recipe itself): how much the search improved on it.
+``fitness_gain`` = champion - best source, the same comparison in the fitness's own units
+(accuracy points; what ``budget.target_fitness_gain`` stops on); ``null`` without a source
+score. ``gain_over_start`` is the relative one against trial 0, the start point (with
+``--from-recipe``, the recipe itself): how much the search improved on it.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ def build_metrics(
         "champion_fitness": champion,
         "champion_trial": champion_trial,
         "fitness_improvement": improvement(champion, best_source),
+        "fitness_gain": None if champion is None or best_source is None else champion - best_source,
         "trials": n_trials,
         "stop_reason": stop_reasons,
         "report": report,

@@ -120,6 +120,24 @@ def test_second_candidate_overwrites_every_tensor(sources, tmp_path: Path) -> No
         torch.testing.assert_close(v, want[k], rtol=0, atol=0, msg=k)
 
 
+def test_adopted_models_are_the_sources_and_merge_like_loaded_ones(sources, tmp_path) -> None:
+    import transformers
+
+    loaded = {n: transformers.AutoModelForCausalLM.from_pretrained(sources[n]) for n in "ab"}
+    res = ResidentCandidateBuilder(device="cpu", dtype="float32")
+    assert all(res.adopt(sources[n], loaded[n]) for n in "ab")
+    assert res.load(sources["a"]).model is loaded["a"]  # baselines score the object itself
+    r = _ps("task_arithmetic", sources)
+    got = _state(res.build(r, tmp_path).model)
+    want = _state(ResidentCandidateBuilder(device="cpu", dtype="float32").build(r, tmp_path).model)
+    for k in want:
+        torch.testing.assert_close(got[k], want[k], rtol=0, atol=0, msg=k)
+    # another dtype would not be what this builder merges in: loaded from the folder instead
+    half = ResidentCandidateBuilder(device="cpu", dtype="bfloat16")
+    assert not half.adopt(sources["a"], loaded["a"])
+    assert half.load(sources["a"]).model is not loaded["a"]
+
+
 def test_dare_is_seeded_but_flagged_inexact(sources, tmp_path: Path) -> None:
     res = ResidentCandidateBuilder(device="cpu", dtype="float32")
     r = _ps("dare_ties", sources)

@@ -22,6 +22,7 @@ class StopRule:
     patience: int | None = None
     target_fitness: float | None = None
     target_gain: float | None = None
+    target_fitness_gain: float | None = None  # absolute: best - best_source
     best_source: float | None = None
     wall_clock_s: float | None = None
     budget_note: str = ""  # appended to the budget reason (e.g. what runs after this part)
@@ -45,6 +46,7 @@ class StopRule:
             patience=budget.patience,
             target_fitness=budget.target_fitness,
             target_gain=budget.target_gain,
+            target_fitness_gain=budget.target_fitness_gain,
             best_source=best_source,
             wall_clock_s=budget.wall_clock_s,
             max_consecutive_failures=budget.max_consecutive_failures,
@@ -73,6 +75,14 @@ class StopRule:
             gain = (best - self.best_source) / abs(self.best_source)
             if gain >= self.target_gain:
                 return f"target gain reached: {gain:+.1%} over the best source"
+        if (
+            best is not None
+            and self.target_fitness_gain is not None
+            and self.best_source is not None
+            and best - self.best_source >= self.target_fitness_gain
+        ):
+            gain = best - self.best_source
+            return f"target fitness gain reached: {gain:+.4f} over the best source"
         if self.patience is not None:
             pop = self.population_size
             n_gen = len(fitness) // pop

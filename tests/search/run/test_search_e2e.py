@@ -43,6 +43,7 @@ def _check_outputs(run: Path, mode: str, n_trials: int) -> dict:
     champion = metrics["champion_fitness"]
     expected_gain = (champion - base["best"]) / abs(base["best"])
     assert metrics["fitness_improvement"] == pytest.approx(expected_gain)
+    assert metrics["fitness_gain"] == pytest.approx(champion - base["best"])
 
     rows = list(csv.DictReader((run / "trials.csv").open()))
     assert len(rows) == n_trials

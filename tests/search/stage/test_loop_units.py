@@ -118,6 +118,10 @@ def test_target_fitness_and_patience_stop(tmp_path):
     assert rule.reason(8, [1, 2, 3, 3, 3, 4, 3, 3], 0) is None
     gain = StopRule(max_trials=100, population_size=2, target_gain=0.1, best_source=2.0)
     assert gain.reason(3, [2.1], 0) is None and gain.reason(3, [2.3], 0) is not None
+    # absolute gain (metrics.json's fitness_gain), also from a source that scored 0
+    absolute = StopRule.from_budget(BudgetConfig(target_fitness_gain=0.05), 2, best_source=0.0)
+    assert absolute.reason(3, [0.04], 0) is None
+    assert "target fitness gain reached: +0.0600" in str(absolute.reason(3, [0.06], 0))
     wall = StopRule.from_budget(BudgetConfig(wall_clock_s=5), 4)
     assert wall.reason(1, [0.0], 6.0) is not None and wall.reason(1, [0.0], 1.0) is None
     part = StopRule(max_trials=1, population_size=4, budget_note="; polish next")
