@@ -392,8 +392,9 @@ class ConfirmConfig(_Strict):
     At the end of each stage its ``top_k`` best candidates are scored again on ``questions``
     more questions per task of the search split, right after the fitness questions (so never
     part of any fitness, and never the report split); the champion is the one with the best
-    accuracy over fitness and confirm questions together. ``questions``: None picks up to 200
-    where the split has room (fitness.limit leaves them), 0 switches the step off.
+    accuracy over fitness and confirm questions together. ``questions``: None picks up to 200,
+    and no more than the fitness questions, where the split has room (fitness.limit leaves
+    them); 0 switches the step off.
     """
 
     questions: Int | None = Field(None, ge=0)

@@ -21,7 +21,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 #: Confirm questions per task when the config leaves the number to us (``confirm.questions``
-#: unset): what is left of the search split after the fitness questions, at most this many.
+#: unset): what is left of the search split after the fitness questions, at most this many and
+#: at most as many as the fitness scores (re-scoring ``top_k`` candidates on more questions than
+#: the search gave each would cost more than the search it checks: a 4-question notebook run is
+#: not made to generate 200 more answers five times).
 AUTO_CONFIRM = 200
 
 
@@ -43,14 +46,15 @@ class QuestionPlan:
     ) -> QuestionPlan:
         """``sizes``: questions per task in the split; ``limit`` as lm-eval reads it (a count,
         or a fraction < 1 of each task); ``confirm``: per task, None for :data:`AUTO_CONFIRM`
-        where the split has room. Raises ``ValueError`` naming what does not fit."""
+        (at most the fitness questions) where the split has room. Raises ``ValueError`` naming
+        what does not fit."""
         fitness: dict[str, range] = {}
         confirm_r: dict[str, range] = {}
         for name, size in sizes.items():
             n = limit_count(limit, size)
             fitness[name] = range(0, n)
             room = size - n
-            want = min(AUTO_CONFIRM, room) if confirm is None else confirm
+            want = min(AUTO_CONFIRM, n, room) if confirm is None else confirm
             if want > room:
                 raise ValueError(
                     f"confirm.questions={confirm}: task {name!r} has {size} questions and the "

@@ -26,12 +26,17 @@ def test_plan_cuts_disjoint_prefixes() -> None:
     plan = QuestionPlan.make({"a": 1000, "b": 90}, 80, [0.25, 0.5, 1.0], None)
     assert plan.fitness == {"a": range(0, 80), "b": range(0, 80)}
     assert [r["a"] for r in plan.rungs] == [range(0, 20), range(20, 40), range(40, 80)]
-    assert plan.confirm == {"a": range(80, 80 + AUTO_CONFIRM), "b": range(80, 90)}
+    # auto: at most AUTO_CONFIRM, at most the fitness's 80, at most what is left (b: 10)
+    assert plan.confirm == {"a": range(80, 160), "b": range(80, 90)}
     for name in ("a", "b"):
         seen = [i for r in plan.rungs for i in r[name]]
         assert seen == list(plan.fitness[name])  # each fitness question once, in order
         assert not set(plan.confirm[name]) & set(plan.fitness[name])
-    assert plan.n_fitness == 160 and plan.n_confirm == AUTO_CONFIRM + 10
+    assert plan.n_fitness == 160 and plan.n_confirm == 80 + 10
+    big = QuestionPlan.make({"a": 1000}, 400, None, None)
+    assert big.confirm["a"] == range(400, 400 + AUTO_CONFIRM)
+    # auto never confirms on more questions than the fitness scores
+    assert QuestionPlan.make({"a": 1000}, 4, None, None).confirm["a"] == range(4, 8)
     # a fraction limit follows lm-eval (ceil), the whole split when None, confirm 0 when off
     assert QuestionPlan.make({"a": 10}, 0.25, None, 0).fitness["a"] == range(0, 3)
     assert QuestionPlan.make({"a": 10}, None, None, None).confirm["a"] == range(10, 10)
