@@ -75,7 +75,9 @@ def ceiling(
     oracle_w = max(grid, key=lambda w: (grid[w]["heldout"], grid[w]["search"]))
     picked_w = max(grid, key=lambda w: (grid[w]["search"], -abs(sum(map(float, w.split(","))) - 2)))
     return {
-        "zoo": str(zoo.relative_to(REPO)) if zoo.resolve().is_relative_to(REPO) else str(zoo),
+        "zoo": str(zoo.resolve().relative_to(REPO))
+        if zoo.resolve().is_relative_to(REPO)
+        else str(zoo),
         "seed": json.loads((zoo / "zoo.json").read_text()).get("seed"),
         "sources": sources,
         "weights": weights,

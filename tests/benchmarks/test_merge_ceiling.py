@@ -16,10 +16,11 @@ def test_merge_ceiling_small_grid(tmp_path: Path) -> None:
     out = tmp_path / "c.json"
     subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "merge_ceiling.py"),
-         "--zoo", str(REPO / "fixtures" / "zoo-paths"), "--weights", "0.5,1",
+         "--zoo", "fixtures/zoo-paths", "--weights", "0.5,1",
          "--limit", "6", "--heldout-limit", "6", "--batch-size", "6",
          "--work", str(tmp_path / "w"), "--json", str(out), "--md", str(tmp_path / "c.md")],
-        check=True, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+        check=True, capture_output=True, text=True, cwd=REPO,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
     )  # fmt: skip
     (z,) = json.loads(out.read_text())["zoos"]
     assert set(z["grid"]) == {"0.5,0.5", "0.5,1", "1,0.5", "1,1"}
