@@ -120,7 +120,11 @@ def test_pipeline_config_reached_the_search(block):
     assert cfg["mode"] == "ps_dfs" and cfg["ps_dfs"]["ps_candidates_multiplier"] == 3
     assert cfg["fitness"]["tasks"][0]["name"] == "evo_gsm8k_search" and cfg["fitness"]["limit"] == 1
     assert cfg["optimizer"]["population_size"] == 2 and cfg["budget"]["max_trials"] == 2 * 3
-    assert r["pipeline"].recipe["merge_method"] == "ps_dfs"
+    # the champion is picked over both stages on fitness + confirm questions (issue 17): the
+    # DFS stage's ps_dfs recipe, or the PS stage's own recipe when that pools better
+    metrics = json.loads((out / "pipeline" / "metrics.json").read_text())
+    from_dfs = metrics["champion_stage"] == "dfs"
+    assert (r["pipeline"].recipe["merge_method"] == "ps_dfs") == from_dfs
 
 
 def test_a_rerun_into_the_same_folder_resumes(block):
