@@ -83,7 +83,7 @@ def test_pngs_html_and_card_of_a_finished_zoo_run(zoo_run: Path):
     front = yaml.safe_load(m.group(1))
     assert front["tags"] == ["merge", "mergekit", "mergekit-evo"]
     assert front["library_name"] == "transformers"
-    assert front["base_model"] == "fixtures/zoo/base"
+    assert front["base_model"] == "./fixtures/zoo/base"  # local to MergeKit, never a hub id
     assert "mergekit-yaml best.yml" in card and "zoo_target_search" in card
     assert "| math |" in card and "| **this model** |" in card
     best = (zoo_run / "best.yml").read_text()

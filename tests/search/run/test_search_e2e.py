@@ -89,6 +89,22 @@ def _champion_is_the_best_unless_confirmed(metrics: dict, best_key: str) -> None
         assert metrics["champion_fitness"] <= best
 
 
+def _ps_champion_fitness(metrics: dict, rows: list[dict]) -> float:
+    """The PS stage's champion: its best pooled accuracy over fitness and confirm questions
+    when the stage was confirmed, else its best fitness."""
+    ps = [r for r in rows if r["stage"] == "ps"]
+    scores = ((metrics.get("champion_confirm") or {}).get("stages") or {}).get("ps")
+    if not scores:
+        return max(float(r["fitness"]) for r in ps)
+
+    def pooled(r: dict) -> float:
+        c, n = scores[r["number"]], int(r["questions"])
+        return (float(r["fitness"]) * n + c["score"] * c["questions"]) / (n + c["questions"])
+
+    confirmed = [r for r in ps if r["number"] in scores]
+    return float(max(confirmed, key=lambda r: (pooled(r), -int(r["number"])))["fitness"])
+
+
 def test_ps_search_and_reproduce_with_mergekit_yaml(family, tmp_path):
     cfg = load_search_config(write_config(tmp_path / "ps.yml", family, "ps"))
     run = tmp_path / "run"
@@ -97,7 +113,12 @@ def test_ps_search_and_reproduce_with_mergekit_yaml(family, tmp_path):
     _champion_is_the_best_unless_confirmed(metrics, "ps_best_fitness")
     assert metrics["dfs_best_fitness"] is None
     assert res.champion_path == run / "champion"
-    assert not json.loads((run / "champion.json").read_text()).get("rebuilt")
+    # the model the search saved is the best fitness's; a champion picked on fitness + confirm
+    # that is another trial is rebuilt from its recipe (and says so)
+    rows = list(csv.DictReader((run / "trials.csv").open()))
+    best_fit = max(rows, key=lambda r: (float(r["fitness"]), -int(r["number"])))
+    rebuilt = json.loads((run / "champion.json").read_text()).get("rebuilt", False)
+    assert rebuilt == (int(best_fit["number"]) != metrics["champion_trial"])
 
     # plain mergekit-yaml on best.yml gives the in-search champion's weights exactly
     out = tmp_path / "again"
@@ -139,10 +160,11 @@ def test_ps_dfs_search_with_report_split(family, tmp_path):
     assert res.best_recipe == yaml.safe_load((run / "best.yml").read_text())
     metrics = _check_outputs(run, "ps_dfs", 8)
     _champion_is_the_best_unless_confirmed(metrics, "dfs_best_fitness")
-    # the DFS start point is model A's own path = the PS champion: same fitness
+    # the DFS start point is model A's own path = the PS stage's champion (picked on fitness
+    # and confirm questions together): the same model, the same fitness
     rows = list(csv.DictReader((run / "trials.csv").open()))
     dfs0 = next(r for r in rows if r["stage"] == "dfs" and r["number"] == "0")
-    assert float(dfs0["fitness"]) == pytest.approx(metrics["ps_best_fitness"], abs=1e-4)
+    assert float(dfs0["fitness"]) == pytest.approx(_ps_champion_fitness(metrics, rows), abs=1e-4)
     best = yaml.safe_load((run / "best.yml").read_text())
     assert best["parameters"]["dfs_models"] == ["ps", str(family["lang"])]
     assert best["parameters"]["ps_method"] == "dare_ties"
