@@ -48,8 +48,13 @@ def _num(v: Any) -> float | None:
 def fitness_plot(
     rows: Sequence[dict[str, Any]], baselines: dict[str, float], start_label: str = "start point"
 ) -> bytes | None:
-    """Fitness of every trial in order (stages side by side), best so far, source baselines."""
+    """Fitness of every trial in order (stages side by side), best so far, source baselines.
+
+    Pruned trials (multi-fidelity) are drawn apart, as small grey marks at the partial fitness
+    they were stopped at: most candidates of a search with rungs end there, and leaving them out
+    would hide where the search looked; they never count towards the best so far."""
     done = [r for r in rows if r.get("state") == "COMPLETE" and _num(r.get("fitness")) is not None]
+    pruned = [r for r in rows if r.get("state") == "PRUNED" and _num(r.get("fitness")) is not None]
     if not done:
         return None
     fig = _figure(8, 4.2)
@@ -59,10 +64,17 @@ def fitness_plot(
     colors = {"ps": "tab:blue", "dfs": "tab:orange"}
     bx: list[float] = []
     by: list[float] = []
+    pruned_label = "pruned (fitness when stopped)"
     for k, stage in enumerate(stages):
         mine = sorted((r for r in done if r["stage"] == stage), key=lambda r: int(r["number"]))
         if not mine:
             continue
+        cut = [r for r in pruned if r["stage"] == stage]
+        if cut:
+            px = [offset + int(r["number"]) for r in cut]
+            py = [float(r["fitness"]) for r in cut]
+            ax.scatter(px, py, s=8, marker="x", lw=0.8, alpha=0.5, color="grey", label=pruned_label)
+            pruned_label = "_nolegend_"  # one legend entry for every stage's pruned trials
         xs = [offset + int(r["number"]) for r in mine]
         ys = [float(r["fitness"]) for r in mine]
         ax.scatter(
@@ -77,7 +89,7 @@ def fitness_plot(
                        label=f"trial 0 ({start_label})")  # fmt: skip
         if k > 0:
             ax.axvline(offset - 0.5, color="grey", lw=0.8, ls=":")
-        offset = max(xs) + 1
+        offset = max(xs + [offset + int(r["number"]) for r in cut]) + 1
     ax.step(bx, by, where="post", color="black", lw=1.6, label="best so far")
     for i, (name, v) in enumerate(sorted(baselines.items())):
         if name != "best" and _num(v) is not None:
