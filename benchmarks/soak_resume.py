@@ -83,15 +83,9 @@ def _expected_champion(run: Path, done: list[Any]) -> Any:
     """The trial the outputs must name: the best fitness, or with confirm scores (issue 17's
     winner's curse) the best accuracy over fitness and confirm questions together among the
     confirmed trials (ties: the earliest), recomputed here from the study's own records."""
-    import optuna
-
-    from mergekit_evo.search.fleet.storage import open_storage
-
-    info = json.loads((run / "run.json").read_text())
-    study = optuna.load_study(
-        study_name=info["studies"]["ps"], storage=open_storage(info["storage"])
-    )
-    scores = {int(k): v for k, v in (study.user_attrs.get("confirm") or {}).items()}
+    study = _study(run)
+    confirm = (study.user_attrs.get("confirm") if study is not None else None) or {}
+    scores = {int(k): v for k, v in confirm.items()}
     pooled = []
     for t in done:
         e, n = scores.get(t.number), t.user_attrs.get("questions")
@@ -104,7 +98,8 @@ def _expected_champion(run: Path, done: list[Any]) -> Any:
     return max(done, key=lambda t: (t.user_attrs["fitness"], -t.number))
 
 
-def _study_trials(run: Path) -> list[Any]:
+def _study(run: Path) -> Any:
+    """The run's PS study, or None when the run was killed before it created one."""
     import optuna
 
     from mergekit_evo.search.fleet.storage import open_storage
@@ -113,10 +108,14 @@ def _study_trials(run: Path) -> list[Any]:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         store = open_storage(info["storage"])
-        study = optuna.load_study(study_name=info["studies"]["ps"], storage=store)
+        return optuna.load_study(study_name=info["studies"]["ps"], storage=store)
     except KeyError:  # killed after run.json, before the study was created: no trials yet
-        return []
-    return study.get_trials(deepcopy=True)
+        return None
+
+
+def _study_trials(run: Path) -> list[Any]:
+    study = _study(run)
+    return study.get_trials(deepcopy=True) if study is not None else []
 
 
 def _params_key(t: Any) -> tuple[tuple[str, float], ...]:

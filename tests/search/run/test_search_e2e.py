@@ -60,10 +60,7 @@ def _check_outputs(run: Path, mode: str, n_trials: int) -> dict:
         for stage, scores in confirm["stages"].items():
             for number, c in scores.items():
                 (row,) = [r for r in rows if r["stage"] == stage and r["number"] == number]
-                n = int(row["questions"])
-                pooled.append(
-                    (float(row["fitness"]) * n + c["score"] * c["questions"]) / (n + c["questions"])
-                )
+                pooled.append(_pooled(row, c))
         assert max(pooled) == pytest.approx(confirm["champion"]["pooled"])
         # the champion's fitness is its own, not the stage's best
         stage, number = metrics["champion_stage"], metrics["champion_trial"]
@@ -77,6 +74,12 @@ def _check_outputs(run: Path, mode: str, n_trials: int) -> dict:
     assert best["merge_method"] == {"ps": "dare_ties", "dfs": "dfs", "ps_dfs": "ps_dfs"}[mode]
     assert f"{champion:.4f}" in (run / "report.md").read_text()
     return metrics
+
+
+def _pooled(row: dict, confirm: dict) -> float:
+    """Accuracy over a trials.csv row's fitness questions and its confirm questions together."""
+    n, m = int(row["questions"]), confirm["questions"]
+    return (float(row["fitness"]) * n + confirm["score"] * m) / (n + m)
 
 
 def _champion_is_the_best_unless_confirmed(metrics: dict, best_key: str) -> None:
@@ -96,13 +99,9 @@ def _ps_champion_fitness(metrics: dict, rows: list[dict]) -> float:
     scores = ((metrics.get("champion_confirm") or {}).get("stages") or {}).get("ps")
     if not scores:
         return max(float(r["fitness"]) for r in ps)
-
-    def pooled(r: dict) -> float:
-        c, n = scores[r["number"]], int(r["questions"])
-        return (float(r["fitness"]) * n + c["score"] * c["questions"]) / (n + c["questions"])
-
     confirmed = [r for r in ps if r["number"] in scores]
-    return float(max(confirmed, key=lambda r: (pooled(r), -int(r["number"])))["fitness"])
+    best = max(confirmed, key=lambda r: (_pooled(r, scores[r["number"]]), -int(r["number"])))
+    return float(best["fitness"])
 
 
 def test_ps_search_and_reproduce_with_mergekit_yaml(family, tmp_path):
