@@ -14,6 +14,9 @@
 #                method as a choice, DFS, PS+DFS; held-out) within one 10-minute call
 #                (SANITY=1 adds the sanity table, ~1 min);
 #       build    the zoo only (and its sanity table).
+# SEED: one seed, or for table and build a list (0,1): one child per seed, side by side on the
+#        one GPU after one shared base (both seeds' tables in one 10-minute call; each search
+#        shares the card with the other seed's, so fewer trials may fit its wall).
 # --variant: a named design to measure (the gpu preset is `default`; docs/zoo-design.md says
 #        what each tests and what was measured):
 #          default     LANG in embeddings + layers 0-9 (the preset: lang_frozen layers:10-29)
@@ -105,6 +108,7 @@ fi
 
 SEED=${2:?SEED}
 shift 2
+ARGS=("$@")
 SETS=()
 while [[ $# -gt 0 ]]; do
   case $1 in
@@ -126,6 +130,12 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 case $MODE in measure|table|build) ;; *) echo "MODE: $MODE; valid: split, receive, measure, table, build"; exit 2;; esac
+SEEDS=()
+if [[ $SEED == *,* ]]; then  # several seeds: one child per seed, side by side (table and build only)
+  [[ $MODE != measure && $SEED =~ ^[0-9]+(,[0-9]+)+$ ]] \
+    || { echo "SEED $SEED for $MODE: a list of seeds (e.g. 0,1) is for table and build only"; exit 2; }
+  IFS=, read -ra SEEDS <<< "$SEED"
+fi
 OUT=${OUT:-/tmp/realzoo/out}
 GGUF=${GGUF:-$BIG/$NAME}
 ROOT=${ROOT:-/tmp/realzoo}
@@ -144,8 +154,13 @@ python3 -c "import mergekit, lm_eval, optuna" 2>/dev/null \
 say "wheels ready"
 
 # this script's stale folders: a search never resumes across calls, a half-made base or zoo is redone
-rm -rf "$ROOT"/work-* "$ROOT"/paths-* "$ROOT"/base.tmp
-if (( $(free_gb) < MIN_FREE_GB )); then
+# (a child of a seed list removes only its own seed's: its siblings run beside it)
+if [[ -n ${SEED_CHILD:-} ]]; then
+  rm -rf "$ROOT/work-$SEED" "$ROOT/paths-$SEED"
+else
+  rm -rf "$ROOT"/work-* "$ROOT"/paths-* "$ROOT"/base.tmp
+fi
+if [[ ${#SEEDS[@]} == 0 && -z ${SEED_CHILD:-} ]] && (( $(free_gb) < MIN_FREE_GB )); then
   for z in "$ROOT"/zoo-*; do [[ $z != "$ZOO" && -d $z ]] && rm -rf "$z" && say "removed $z (disk)"; done
 fi
 if (( $(free_gb) < MIN_FREE_GB )); then
@@ -165,6 +180,22 @@ prepare_base(Path('$ROOT/base.tmp'), gguf=Path('$GGUF'), base_from='${BASE_FROM:
     || exit 1
   mv "$ROOT/base.tmp" "$ROOT/base"
   say "base dequantised"
+fi
+
+if (( ${#SEEDS[@]} > 0 )); then  # one child per seed, side by side on this one GPU, sharing the base
+  threads=$(( $(nproc) / ${#SEEDS[@]} ))
+  say "$MODE: seeds ${SEEDS[*]} in parallel, $threads CPU threads each, $(left) s left"
+  pids=()
+  for s in "${SEEDS[@]}"; do
+    SEED_CHILD=1 OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads DEADLINE_S=$(( $(left) - 2 )) \
+      bash "$0" "$MODE" "$s" "${ARGS[@]}" > "$OUT/run-$MODE-$s.log" 2>&1 &
+    pids+=($!)
+  done
+  rc=0
+  for p in "${pids[@]}"; do wait "$p" || rc=1; done
+  for s in "${SEEDS[@]}"; do echo "== seed $s"; tail -n 45 "$OUT/run-$MODE-$s.log"; done
+  say "total $(( $(date +%s) - T0 )) s"
+  exit $rc
 fi
 
 # the greedy sanity table (first SANITY_N=200 questions of every split): measure mode only by default
