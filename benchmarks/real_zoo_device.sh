@@ -45,11 +45,13 @@
 # .whl (`bash ../shared/device/wheelhouse.sh py3langid click`) is ~28 MB, the GGUF 98.4 MB. So
 # `bash benchmarks/real_zoo_device.sh split` writes .pa (17 MiB), .pb (45 MiB) and .pc (the
 # rest, 31.8 MiB, with its SHA-256), ignored by git, and the calls are, back to back (a reply
-# with "warm": false is a new machine: start again from call 1):
+# with "warm": false is a new machine: start again from call 1). As run on 2026-12-03, both
+# seeds (docs/zoo-real.md); the first call also carried .data and ran issue 19's benchmark:
 #   1. carry [.whl, .pa]  bash benchmarks/real_zoo_device.sh receive
 #   2. carry [.pb]        bash benchmarks/real_zoo_device.sh receive
-#   3. carry [.pc]        bash benchmarks/real_zoo_device.sh receive && bash benchmarks/real_zoo_device.sh table 0
-#   4. (no carry)         bash benchmarks/real_zoo_device.sh table 1
+#   3. carry [.pc]        bash benchmarks/real_zoo_device.sh receive && SANITY=0 DEADLINE_S=330 bash benchmarks/real_zoo_device.sh build 0,1
+#                         (the base 38 s, then both zoos side by side: 161 s in all)
+#   4. (no carry)         bash benchmarks/real_zoo_device.sh table 0,1   (both tables side by side: 455 s)
 # Budgets (environment): DEADLINE_S (default 570: every step stops in time to copy results),
 # PS_TRIALS / DFS_TRIALS / PS_DFS_TRIALS (60 / 80 / 140: PS+DFS's PS stage is the PS searches'),
 # SEARCH_WALL (the most seconds per search, 60; PS+DFS gets twice: two stages): each search
@@ -148,6 +150,13 @@ mkdir -p "$OUT" "$ROOT"
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 left() { local n=$(( DEADLINE_S - ($(date +%s) - T0) )); echo $(( n > 1 ? n : 1 )); }
 free_gb() { df -Pk "$ROOT" | awk 'NR == 2 { printf "%d", $4 / 1048576 }'; }
+# the device returns at most 8 files from $OUT: past that, the logs go into one archive (a
+# two-seed table once left 10 files and lost a seed's JSON)
+pack_out() {
+  local n; n=$(find "$OUT" -maxdepth 1 -type f | wc -l)
+  (( n > 8 )) || return 0
+  (cd "$OUT" && tar -czf logs.tar.gz -- *.log && rm -f -- *.log) && say "logs packed into $OUT/logs.tar.gz ($n files were there)"
+}
 
 python3 -c "import mergekit, lm_eval, optuna" 2>/dev/null \
   || { echo "no wheels: carry .whl (../shared/device/wheelhouse.sh) in this or an earlier call of this machine"; exit 1; }
@@ -194,6 +203,7 @@ if (( ${#SEEDS[@]} > 0 )); then  # one child per seed, side by side on this one 
   rc=0
   for p in "${pids[@]}"; do wait "$p" || rc=1; done
   for s in "${SEEDS[@]}"; do echo "== seed $s"; tail -n 45 "$OUT/run-$MODE-$s.log"; done
+  pack_out
   say "total $(( $(date +%s) - T0 )) s"
   exit $rc
 fi
@@ -256,4 +266,5 @@ elif [[ $MODE == table ]]; then
   grep -v "trial " "$OUT/table-$SEED.log" | tail -n 60
   say "table done"
 fi
+[[ -n ${SEED_CHILD:-} ]] || pack_out
 say "total $(( $(date +%s) - T0 )) s"
