@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -38,6 +37,7 @@ from zoo_table import (  # noqa: E402
     REPO,
     Models,
     _log,
+    _machine,
     _quiet,
     evaluator,
     ta_grid,
@@ -47,30 +47,47 @@ from zoo_table import (  # noqa: E402
 
 
 def ceiling(
-    zoo: Path, weights: list[float], work: Path, limit: int, held: int | None, batch: int
+    zoo: Path,
+    weights: list[float],
+    work: Path,
+    limit: int,
+    held: int | None,
+    batch: int,
+    *,
+    weights_b: list[float] | None = None,
+    device: str = "cpu",
+    candidates: str = "disk",
+    deadline: float | None = None,
 ) -> dict[str, Any]:
-    """The grid on both splits for one zoo."""
+    """The grid on both splits for one zoo (``weights`` for the first source, ``weights_b`` for
+    the second, default the same). ``deadline``: a ``time.monotonic()`` after which no further
+    point starts; the result then says ``cut`` and holds the points scored."""
     gen = zoo_max_gen_toks(zoo)
     include = [zoo / "tasks"]
     ev_search = evaluator(
-        [("zoo_target_search", METRIC)], include, limit=limit, device="cpu",
+        [("zoo_target_search", METRIC)], include, limit=limit, device=device,
         batch_size=batch, max_gen_toks=gen,
     )  # fmt: skip
     ev_held = evaluator(
-        [("zoo_target_heldout", METRIC)], include, limit=held, device="cpu", report=True,
+        [("zoo_target_heldout", METRIC)], include, limit=held, device=device, report=True,
         batch_size=batch, max_gen_toks=gen,
     )  # fmt: skip
-    models = Models(work, "cpu")
+    models = Models(work, device, candidates=candidates)
     sources = zoo_sources(zoo)
     grid: dict[str, dict[str, float]] = {}
     t0 = time.perf_counter()
-    for a in weights:
-        for b in weights:
-            recipe = ta_grid(zoo, sources, (a, b))
-            s = models.score(recipe, ev_search).score
-            h = models.score(recipe, ev_held).score
-            grid[f"{a:g},{b:g}"] = {"search": s, "heldout": h}
-            _log(f"{zoo.name} ({a:g}, {b:g}): search {s:.4f} held-out {h:.4f}")
+    points = [(a, b) for a in weights for b in (weights_b or weights)]
+    for a, b in points:
+        if deadline is not None and time.monotonic() > deadline:
+            _log(f"{zoo.name}: deadline reached after {len(grid)} of {len(points)} points")
+            break
+        recipe = ta_grid(zoo, sources, (a, b))
+        s = models.score(recipe, ev_search).score
+        h = models.score(recipe, ev_held).score
+        grid[f"{a:g},{b:g}"] = {"search": s, "heldout": h}
+        _log(f"{zoo.name} ({a:g}, {b:g}): search {s:.4f} held-out {h:.4f}")
+    if not grid:
+        raise SystemExit(f"{zoo}: no grid point scored before the deadline")
     hand = grid.get("1,1")
     oracle_w = max(grid, key=lambda w: (grid[w]["heldout"], grid[w]["search"]))
     picked_w = max(grid, key=lambda w: (grid[w]["search"], -abs(sum(map(float, w.split(","))) - 2)))
@@ -81,6 +98,9 @@ def ceiling(
         "seed": json.loads((zoo / "zoo.json").read_text()).get("seed"),
         "sources": sources,
         "weights": weights,
+        "weights_b": weights_b or weights,
+        "cut": len(grid) < len(points),
+        "device": device,
         "search_questions": limit,
         "grid": grid,
         "hand": hand,
@@ -97,10 +117,11 @@ def render(doc: dict[str, Any]) -> str:
         "",
         f"{doc['date']}, {doc['machine']}, command: `{doc['command']}`.",
         "",
-        "Task arithmetic `base + a dMATH + b dVERBS` (the model-level weights of `ps_choice`'s",
-        "winning method) on a grid of `a, b`, scored on the search split's fitness questions and",
-        "on the held-out split. `oracle` is chosen on held-out itself: an upper bound of what any",
-        "search of this space can show in `docs/zoo.md` (up to the grid's coarseness).",
+        "Task arithmetic `base + a dMATH + b dVERBS` (`dLANG` on the real-base zoo; the",
+        "model-level weights of `ps_choice`'s winning method) on a grid of `a, b`, scored on the",
+        "search split's fitness questions and on the held-out split. `oracle` is chosen on",
+        "held-out itself: an upper bound of what any search of this space can show in",
+        "`docs/zoo.md` (up to the grid's coarseness).",
         "",
         "| zoo | seed | hand (1, 1) held-out | oracle (a, b) | oracle held-out | oracle - hand |"
         " picked on search (a, b) | its search | its held-out |",
@@ -121,6 +142,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--zoo", action="append", type=Path, required=True)
     ap.add_argument("--weights", default="0.5,0.75,1,1.25,1.5,1.75")
+    ap.add_argument("--weights-b", default=None, help="the second source's (default: --weights)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument(
+        "--candidates", default="disk", choices=["disk", "auto", "memory"],
+        help="how each grid point is built (auto: in accelerator memory on CUDA)",
+    )  # fmt: skip
+    ap.add_argument("--deadline", type=float, default=None, help="seconds: start no point after")
     ap.add_argument("--limit", type=int, default=400, help="search-split questions (400)")
     ap.add_argument("--heldout-limit", type=int, help="held-out questions (all)")
     ap.add_argument("--batch-size", type=int, default=128)
@@ -130,17 +158,28 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = ap.parse_args(argv)
     _quiet()
     weights = [float(w) for w in args.weights.split(",")]
+    weights_b = [float(w) for w in args.weights_b.split(",")] if args.weights_b else None
+    deadline = time.monotonic() + args.deadline if args.deadline else None
     doc: dict[str, Any] = {
         "date": dt.date.today().isoformat(),
-        "machine": f"{platform.machine()} CPU, {platform.python_version()}",
+        "machine": _machine(args.device),
         "command": "python benchmarks/merge_ceiling.py " + " ".join(argv or sys.argv[1:]),
         "zoos": [],
     }
     for i, zoo in enumerate(args.zoo):
         doc["zoos"].append(
             ceiling(
-                zoo, weights, args.work / str(i), args.limit, args.heldout_limit, args.batch_size
-            )
+                zoo,
+                weights,
+                args.work / str(i),
+                args.limit,
+                args.heldout_limit,
+                args.batch_size,
+                weights_b=weights_b,
+                device=args.device,
+                candidates=args.candidates,
+                deadline=deadline,
+            )  # fmt: skip
         )
         if args.json:
             args.json.write_text(json.dumps(doc, indent=2) + "\n")
