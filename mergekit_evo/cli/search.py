@@ -205,13 +205,8 @@ def search_command(
     )
     _check_source(config, recipe, tasks, metric, require_language, include_path, limit)
     _quiet(verbose)
-    if recipe is not None:
-        cfg = _from_recipe(
-            recipe, recipe_kwargs(tasks, metric, require_language, include_path, limit), overrides
-        )
-    else:
-        assert config is not None
-        cfg = _load(config, **overrides)
+    kwargs = recipe_kwargs(tasks, metric, require_language, include_path, limit)
+    cfg = _load_source(config, recipe, kwargs, overrides)
     _run(cfg, out, save_champion, "search", quiet, verbose, fleet)
 
 
@@ -235,6 +230,20 @@ def _check_source(
         raise click.UsageError(
             "--task/--metric/--require-language/--include-path/--limit go with --from-recipe"
         )
+
+
+def _load_source(
+    config: str | None,
+    recipe: str | None,
+    kwargs: dict[str, Any],
+    overrides: dict[str, Any],
+    quiet: bool = False,
+) -> SearchConfig:
+    """The search config from CONFIG or from --from-recipe (``_check_source`` ran first)."""
+    if recipe is not None:
+        return _from_recipe(recipe, kwargs, overrides, quiet=quiet)
+    assert config is not None
+    return _load(config, **overrides)
 
 
 def _from_recipe(
@@ -314,10 +323,6 @@ def worker_command(
     _check_source(config, recipe, tasks, metric, require_language, include_path, limit)
     _quiet(verbose)
     overrides = dict(max_trials=max_trials, device=device, storage=storage)
-    if recipe is not None:
-        kwargs = recipe_kwargs(tasks, metric, require_language, include_path, limit)
-        cfg = _from_recipe(recipe, kwargs, overrides, quiet=True)
-    else:
-        assert config is not None
-        cfg = _load(config, **overrides)
+    kwargs = recipe_kwargs(tasks, metric, require_language, include_path, limit)
+    cfg = _load_source(config, recipe, kwargs, overrides, quiet=True)
     _run(cfg, out, False, "worker", quiet, verbose, fleet)
